@@ -1,0 +1,29 @@
+# legibility: how well can each target be predicted from each combination of brain-imaging
+# inputs? Raw images and a phenotype table in, an aggregated performance table out.
+#
+#   snakemake --cores all                      the demo cohort, end to end
+#   snakemake --profile profiles/slurm         the same DAG on a SLURM cluster
+#
+# Data flow: inputs -> qc -> preprocess -> augment / connectivity -> split -> train -> aggregate
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/qc.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/connectivity.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/augment.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        "results/qc.tsv",
+        "results/splits.tsv",
+        "results/performance.tsv",
+        "results/performance_grid.png",

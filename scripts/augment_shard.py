@@ -1,0 +1,18 @@
+"""Augmented copies of one shard's training subjects."""
+
+from legibility import augment, jobs
+from legibility.io import read_tsv
+
+jobs.log_to(snakemake.log[0])
+assigned = read_tsv(snakemake.input.split)
+augment.run_shard(
+    assigned.loc[assigned["split"] == "train", "subject"].tolist(),
+    read_tsv(snakemake.input.table),
+    snakemake.input.array,
+    snakemake.params.settings,
+    snakemake.params.normalise,
+    snakemake.params.fov_mm,
+    snakemake.params.seed,
+    snakemake.output.array,
+    snakemake.output.table,
+)

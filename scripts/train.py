@@ -1,0 +1,26 @@
+"""Train one model and write its folder."""
+
+from pathlib import Path
+
+from legibility import jobs, train
+from legibility.grid import ModelSpec
+from legibility.inputs import read_phenotypes
+from legibility.io import read_tsv
+
+jobs.log_to(snakemake.log[0])
+params = snakemake.params
+spec = ModelSpec.from_dict(params.spec)
+spec.training.update(workers=params.workers)
+source = params.phenotypes
+phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], params.variables)
+sources = {key: list(snakemake.input[key]) for key in snakemake.input.keys() if key not in ("split", "phenotypes")}
+train.run(
+    spec,
+    read_tsv(snakemake.input.split),
+    phenotypes,
+    params.variables,
+    {**sources, "copies": params.copies},
+    params.seed,
+    Path(snakemake.output.metrics).parent,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,157 @@
+"""What one model reads: its subjects per split, their inputs and targets, and what is fitted.
+
+Everything fitted (target standardisation, class weights, feature scaling and imputation) is
+fitted on the training split alone and applied to all splits.
+"""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import MODALITIES
+from .io import read_tsv
+from .shards import open_packed
+from .splits import SPLITS
+
+
+class ImageReader:
+    """Reads a subject's image channels from the packed shard arrays.
+
+    Training subjects have `copies` augmented versions besides the original; copy 0 is the
+    original, so epoch e reads copy e mod (copies + 1).
+    """
+
+    def __init__(self, originals: dict, augmented: dict, channels, copies: int):
+        self.originals, self.augmented = originals, augmented
+        self.channels, self.copies = list(channels), copies
+        self._open = {}
+
+    def read(self, subject: str, copy: int = 0):
+        if copy and subject in self.augmented:
+            path, row = self.augmented[subject]
+            block = self._array(path)[row, copy - 1]
+        else:
+            path, row = self.originals[subject]
+            block = self._array(path)[row]
+        return np.asarray(block[self.channels], dtype=np.float32)
+
+    def _array(self, path):
+        if path not in self._open:  # opened lazily: each loader worker maps its own
+            self._open[path] = open_packed(path)
+        return self._open[path]
+
+
+class SubjectDataset(torch.utils.data.Dataset):
+    def __init__(self, subjects, targets, images=None, connectivity=None, metadata=None, augmented=False):
+        self.subjects, self.targets = list(subjects), targets
+        self.images, self.connectivity, self.metadata = images, connectivity, metadata
+        self.augmented, self.epoch = augmented, 0
+
+    def __len__(self):
+        return len(self.subjects)
+
+    def __getitem__(self, index):
+        inputs = {}
+        if self.images is not None:
+            copy = self.epoch % (self.images.copies + 1) if self.augmented else 0
+            inputs["image"] = torch.from_numpy(self.images.read(self.subjects[index], copy))
+        if self.connectivity is not None:
+            inputs["connectivity"] = torch.from_numpy(self.connectivity[index])
+        if self.metadata is not None:
+            inputs["metadata"] = torch.from_numpy(self.metadata[index])
+        return inputs, torch.as_tensor(self.targets[index])
+
+
+def _index(tables, arrays, status_column=None):
+    """subject -> (packed array path, row) for rows that are usable."""
+    out = {}
+    for table_path, array_path in zip(tables, arrays):
+        table = read_tsv(table_path)
+        if status_column:
+            table = table[table[status_column] == "ok"]
+        out.update({s: (str(array_path), int(r)) for s, r in zip(table["subject"].astype(str), table["row"])})
+    return out
+
+
+def _standardise(train, *others):
+    """Scale by training mean and sd (NaN-aware); missing values become the training mean (0)."""
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(train, axis=0)
+        std = np.nanstd(train, axis=0)
+    mean = np.nan_to_num(mean)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    return [np.nan_to_num((x - mean) / std).astype(np.float32) for x in (train, *others)], mean, std
+
+
+def metadata_columns(phenotypes, variables: dict, blocks):
+    """Feature matrix (subjects x features) of the variables in `blocks`: numbers as they are,
+    categorical variables one-hot (all zero when missing)."""
+    columns = {}
+    for name, spec in variables.items():
+        if spec["block"] not in blocks:
+            continue
+        values = phenotypes.values[name]
+        if spec["type"] == "categorical":
+            for code, level in enumerate(phenotypes.levels[name]):
+                columns[f"{name}={level}"] = (values == code).astype(float).where(values.notna(), 0.0)
+        else:
+            columns[name] = values
+    return pd.DataFrame(columns, index=phenotypes.values.index)
+
+
+def build(spec, split_table, phenotypes, variables: dict, sources: dict):
+    """Datasets per split, and the `fitted` parameters (all from the training split)."""
+    subjects = {s: split_table.loc[split_table["split"] == s, "subject"].astype(str).tolist() for s in SPLITS}
+    if not subjects["train"] or not subjects["test"]:
+        raise ValueError(f"{spec.name}: the training or test split is empty (too few eligible subjects)")
+    fitted = {}
+    raw_y = {s: phenotypes.values.loc[subjects[s], spec.target].to_numpy() for s in SPLITS}
+    if spec.target_type == "continuous":
+        mean, std = float(raw_y["train"].mean()), float(raw_y["train"].std() or 1.0)
+        fitted["target"] = {"mean": mean, "std": std}
+        targets = {s: ((y - mean) / std).astype(np.float32) for s, y in raw_y.items()}
+    else:
+        n_classes = len(phenotypes.levels[spec.target])
+        counts = np.bincount(raw_y["train"].astype(int), minlength=n_classes)
+        weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+        fitted["class_weights"] = weights.round(6).tolist()
+        dtype = np.float32 if spec.target_type == "binary" else np.int64
+        targets = {s: y.astype(dtype) for s, y in raw_y.items()}
+
+    images = None
+    if spec.images:
+        originals = _index(sources["preprocess"], sources["preprocess_arrays"])
+        augmented = _index(sources["augment"], sources["augment_arrays"])
+        missing = [s for split in SPLITS for s in subjects[split] if s not in originals]
+        if missing:
+            raise ValueError(f"{spec.name}: no preprocessed images for subjects {missing[:10]}")
+        channels = [MODALITIES.index(m) for m in spec.images]
+        images = ImageReader(originals, augmented, channels, sources["copies"])
+
+    features = {}
+    if spec.uses_connectivity:
+        index = _index(sources["connectivity"], sources["connectivity_arrays"], status_column="status")
+        missing = [s for split in SPLITS for s in subjects[split] if s not in index]
+        if missing:
+            raise ValueError(f"{spec.name}: no connectivity for subjects {missing[:10]}")
+        matrices = {s: np.asarray(open_packed(index[s][0])[index[s][1]], dtype=np.float64) for split in SPLITS for s in subjects[split]}
+        scaled, _, _ = _standardise(*[np.stack([matrices[s] for s in subjects[split]]) for split in SPLITS])
+        features["connectivity"] = dict(zip(SPLITS, scaled))
+    if spec.blocks:
+        table = metadata_columns(phenotypes, variables, spec.blocks)
+        scaled, mean, std = _standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])
+        features["metadata"] = dict(zip(SPLITS, scaled))
+        fitted["metadata"] = {"columns": list(table.columns), "mean": mean.round(6).tolist(), "std": std.round(6).tolist()}
+
+    datasets = {
+        split: SubjectDataset(
+            subjects[split],
+            targets[split],
+            images=images,
+            connectivity=features.get("connectivity", {}).get(split),
+            metadata=features.get("metadata", {}).get(split),
+            augmented=split == "train",
+        )
+        for split in SPLITS
+    }
+    return datasets, fitted

@@ -1,0 +1,128 @@
+"""The model grid: which target is predicted from which inputs, one model per cell."""
+
+from dataclasses import asdict, dataclass
+
+from . import BLOCKS, BOLD, CONNECTIVITY, MODALITIES
+
+INPUT_ORDER = (*MODALITIES, CONNECTIVITY, *BLOCKS)
+RESOURCE_KEYS = ("threads", "workers", "mem_mb", "runtime", "gpu")  # change speed, not results
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work, with a message naming the setting."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    target: str
+    target_type: str
+    target_block: str
+    inputs: tuple
+    resolution: int | None  # None when the model reads no image
+    kind: str
+    training: dict
+    model: dict
+
+    @property
+    def images(self) -> tuple:
+        return tuple(i for i in self.inputs if i in MODALITIES)
+
+    @property
+    def blocks(self) -> tuple:
+        return tuple(i for i in self.inputs if i in BLOCKS)
+
+    @property
+    def uses_connectivity(self) -> bool:
+        return CONNECTIVITY in self.inputs
+
+    @property
+    def raw_modalities(self) -> tuple:
+        """Acquired images this model needs (connectivity comes from BOLD)."""
+        return self.images + ((BOLD,) if self.uses_connectivity else ())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def identity(self) -> dict:
+        """Everything that determines the model's results: its rerun trigger and checkpoint key."""
+        out = self.as_dict()
+        out["training"] = {k: v for k, v in self.training.items() if k not in RESOURCE_KEYS}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        return cls(**{**data, "inputs": tuple(data["inputs"])})
+
+
+def model_name(target: str, inputs, resolution: int | None = None, kind: str = "fusion") -> str:
+    """Readable, stable folder name: age__t1+flair__64, sex__connectivity."""
+    parts = [target, "+".join(inputs)]
+    if resolution is not None:
+        parts.append(str(resolution))
+    if kind != "fusion":
+        parts.append(kind)
+    return "__".join(parts)
+
+
+def expand_grid(config: dict) -> dict:
+    """Every (target, input set) cell of the config's grid as a ModelSpec, by name."""
+    variables = config["phenotypes"]["variables"]
+    specs = {}
+    for number, entry in enumerate(config["grid"], 1):
+        where = f"grid entry {number}"
+        training = _override(config["training"], entry.get("training", {}), f"{where}: training")
+        model = _override(config["model"], entry.get("model", {}), f"{where}: model")
+        for target in entry["targets"]:
+            if target not in variables:
+                raise ConfigError(
+                    f"{where}: target {target!r} is not a declared phenotype variable "
+                    f"(phenotypes.variables has {', '.join(sorted(variables))})"
+                )
+            block = variables[target]["block"]
+            for input_set in entry["input_sets"]:
+                inputs = tuple(i for i in INPUT_ORDER if i in input_set)
+                if block in inputs:
+                    raise ConfigError(
+                        f"{where}: input set {list(input_set)} for target {target!r} includes "
+                        f"its own metadata block {block!r}, which would leak the target"
+                    )
+                resolution = entry.get("resolution", 64) if any(i in MODALITIES for i in inputs) else None
+                spec = ModelSpec(
+                    name=model_name(target, inputs, resolution, model["kind"]),
+                    target=target,
+                    target_type=variables[target]["type"],
+                    target_block=block,
+                    inputs=inputs,
+                    resolution=resolution,
+                    kind=model["kind"],
+                    training=training,
+                    model=model,
+                )
+                if specs.get(spec.name, spec) != spec:
+                    raise ConfigError(f"{where}: model {spec.name} is listed twice with different settings")
+                specs[spec.name] = spec
+    return specs
+
+
+def _override(base: dict, override: dict, where: str) -> dict:
+    unknown = sorted(set(override) - set(base))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(base))}")
+    return {**base, **override}
+
+
+def target_modalities(specs: dict) -> dict:
+    """Per target, every acquired modality that any of its models reads.
+
+    A subject enters a target's split only if all of these pass QC, so every model of the
+    target is tested on the same subjects.
+    """
+    needed = {}
+    for spec in specs.values():
+        needed.setdefault(spec.target, set()).update(spec.raw_modalities)
+    return {target: sorted(mods, key=(*MODALITIES, BOLD).index) for target, mods in needed.items()}
+
+
+def image_resolutions(specs: dict) -> list:
+    return sorted({spec.resolution for spec in specs.values() if spec.resolution is not None})

@@ -1,0 +1,120 @@
+"""Inputs: which subjects have which images, and the phenotype table, checked before any work.
+
+Problems are collected and reported together, each naming the file, row and column at fault.
+"""
+
+import difflib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .grid import ConfigError
+
+LABEL = re.compile(r"^[A-Za-z0-9]+$")
+MISSING = {"", "n/a", "na", "nan", "none", "null"}
+
+
+def check_label(label: str, where: str) -> str:
+    """A BIDS label (letters and digits): nothing that could change a path."""
+    if not LABEL.match(label):
+        raise ConfigError(f"{where}: subject label {label!r} is not a BIDS label (letters and digits only)")
+    return label
+
+
+def discover(root, templates: dict, include=(), exclude=()) -> dict:
+    """subject -> {modality: path} from the path templates, with Snakemake's glob_wildcards."""
+    from snakemake.io import glob_wildcards
+
+    for label in (*include, *exclude):
+        check_label(label, "inputs.include/exclude")
+    found = {}
+    for modality, pattern in templates.items():
+        for subject in glob_wildcards(os.path.join(root, pattern)).subject:
+            path = os.path.join(root, pattern.format(subject=subject))
+            check_label(subject, path)
+            found.setdefault(subject, {})[modality] = path
+    if include:
+        found = {s: found.get(s, {}) for s in include}
+    return {s: found[s] for s in sorted(found) if s not in set(exclude)}
+
+
+class Phenotypes:
+    """The phenotype table, validated against the variable declarations.
+
+    `values` holds numbers: continuous as read, binary as 0/1 (1 = second level), categorical as
+    level codes 0..K-1; missing values are NaN. `levels` maps discrete variables to their levels.
+    """
+
+    def __init__(self, values: pd.DataFrame, levels: dict):
+        self.values, self.levels = values, levels
+
+    def label(self, variable: str, codes):
+        """Level names of codes (for tables people read)."""
+        names = np.array(self.levels[variable], dtype=object)
+        return [names[int(c)] if pd.notna(c) else None for c in codes]
+
+
+def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dict) -> Phenotypes:
+    """Load and validate; raises ConfigError listing every problem found."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"phenotypes.path: {path} does not exist")
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    raw = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    problems = []
+
+    def known(column):
+        if column in raw.columns:
+            return True
+        close = difflib.get_close_matches(column, raw.columns, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"{path}: no column {column!r}{hint}")
+        return False
+
+    if not known(subject_column):
+        raise ConfigError("\n".join(problems))
+    subjects = raw[subject_column].str.strip()
+    subjects = subjects.str.removeprefix(strip_prefix) if strip_prefix else subjects
+    for row, label in subjects.items():
+        if not LABEL.match(label):
+            problems.append(f"{path}, row {row + 2}, column {subject_column!r}: {label!r} is not a BIDS subject label")
+    for label in subjects[subjects.duplicated()].unique():
+        rows = ", ".join(str(r + 2) for r in subjects.index[subjects == label])
+        problems.append(f"{path}, rows {rows}, column {subject_column!r}: subject {label!r} appears more than once")
+
+    values, levels = {}, {}
+    for name, spec in variables.items():
+        if not known(name):
+            continue
+        column = raw[name].str.strip()
+        missing = column.str.lower().isin(MISSING)
+        if spec["type"] == "continuous":
+            numbers = pd.to_numeric(column.where(~missing), errors="coerce")
+            for row in column.index[numbers.isna() & ~missing][:5]:
+                problems.append(f"{path}, row {row + 2}, column {name!r}: {column[row]!r} is not a number")
+            values[name] = numbers
+            continue
+        allowed = [str(level) for level in spec.get("levels", [])] or sorted(column[~missing].unique())
+        if spec["type"] == "binary" and len(allowed) != 2:
+            problems.append(f"{path}, column {name!r}: a binary variable needs exactly 2 levels, found {allowed}")
+            continue
+        unknown = ~missing & ~column.isin(allowed)
+        for row in column.index[unknown][:5]:
+            close = difflib.get_close_matches(column[row], allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{path}, row {row + 2}, column {name!r}: {column[row]!r} is not one of {allowed}{hint}")
+        values[name] = column.map({level: float(i) for i, level in enumerate(allowed)}).where(~missing)
+        levels[name] = allowed
+    if problems:
+        raise ConfigError("phenotype table problems:\n  " + "\n  ".join(problems))
+    frame = pd.DataFrame(values, index=raw.index).astype(float)
+    frame.index = pd.Index(subjects.to_numpy(), name="subject")
+    return Phenotypes(frame, levels)
+
+
+def phenotypes_from_config(config: dict) -> Phenotypes:
+    spec = config["phenotypes"]
+    return read_phenotypes(spec["path"], spec["subject_column"], spec["strip_prefix"], spec["variables"])

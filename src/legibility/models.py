@@ -1,0 +1,84 @@
+"""Networks: the reference study's fusion design.
+
+One 3D CNN over the chosen images (stacked as channels), a feed-forward block for the
+connectivity vector and one for the metadata features, concatenated into a head. A model is
+built from the inputs it uses only: an unused branch is absent, not fed zeros.
+"""
+
+import torch
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3x3 convolutions (the first strided) with a projected shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv3d(in_channels, out_channels, 3, stride, 1, bias=False),
+            nn.BatchNorm3d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm3d(out_channels),
+        )
+        self.shortcut = nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm3d(out_channels))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class ImageEncoder(nn.Sequential):
+    """A strided stem, then one residual stage per remaining channel count, then global pooling.
+
+    `channels` are for 64³ inputs; at 128³ one more (half-width) stage comes first, so both
+    resolutions end on the same grid.
+    """
+
+    def __init__(self, in_channels: int, channels, resolution: int = 64):
+        channels = list(channels)
+        if resolution == 128:
+            channels = [max(channels[0] // 2, 1), *channels]
+        layers = [nn.Conv3d(in_channels, channels[0], 3, 2, 1, bias=False), nn.BatchNorm3d(channels[0]), nn.ReLU(inplace=True)]
+        layers += [ResidualBlock(a, b) for a, b in zip(channels, channels[1:])]
+        super().__init__(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
+        self.out_features = channels[-1]
+
+
+class MLP(nn.Sequential):
+    def __init__(self, in_features: int, hidden, dropout: float):
+        layers, width = [], in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = size
+        super().__init__(*layers)
+        self.out_features = width
+
+
+class FusionNet(nn.Module):
+    """Branches for the inputs given (image channels, connectivity edges, metadata features)."""
+
+    def __init__(self, n_outputs: int, settings: dict, image_channels=0, resolution=64, n_connectivity=0, n_metadata=0):
+        super().__init__()
+        self.branches = nn.ModuleDict()
+        if image_channels:
+            self.branches["image"] = ImageEncoder(image_channels, settings["channels"], resolution)
+        if n_connectivity:
+            self.branches["connectivity"] = MLP(n_connectivity, settings["connectivity_hidden"], settings["dropout"])
+        if n_metadata:
+            self.branches["metadata"] = MLP(n_metadata, settings["metadata_hidden"], settings["dropout"])
+        if not self.branches:
+            raise ValueError("a model needs at least one input")
+        width = sum(branch.out_features for branch in self.branches.values())
+        self.head = nn.Sequential(
+            nn.Linear(width, settings["head_hidden"]),
+            nn.ReLU(inplace=True),
+            nn.Dropout(settings["dropout"]),
+            nn.Linear(settings["head_hidden"], n_outputs),
+        )
+
+    def forward(self, inputs: dict):
+        return self.head(torch.cat([branch(inputs[name]) for name, branch in self.branches.items()], dim=1))
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

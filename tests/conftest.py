@@ -1,0 +1,45 @@
+import copy
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validated(config: dict) -> dict:
+    """The config as the workflow sees it: validated, defaults filled from the schema."""
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(config)
+    validate(config, str(SCHEMA))
+    return config
+
+
+@pytest.fixture
+def demo_config():
+    return validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+
+
+def brain_image(affine=None, shape=(72, 88, 72), radius=(60, 75, 58), value=500.0, seed=0):
+    """An ellipsoidal 'brain' (2.5 mm voxels by default) with some texture."""
+    affine = np.diag([2.5, 2.5, 2.5, 1.0]) if affine is None else affine
+    grid = np.indices(shape, dtype=float)
+    centre = (np.array(shape) - 1) / 2
+    inside = sum(((g - c) * 2.5 / r) ** 2 for g, c, r in zip(grid, centre, radius)) <= 1
+    texture = 1 + 0.2 * np.sin(grid[0] / 3) * np.cos(grid[1] / 4)
+    data = np.where(inside, value * texture + np.random.default_rng(seed).normal(0, 10, shape), 0)
+    return nib.Nifti1Image(data.astype(np.float32), affine)
+
+
+@pytest.fixture
+def tmp_image(tmp_path):
+    def write(image, name="image.nii.gz"):
+        path = tmp_path / name
+        nib.save(image, path)
+        return path
+
+    return write

@@ -1,0 +1,81 @@
+import copy
+
+import pytest
+import yaml
+
+from conftest import ROOT, validated
+from legibility.grid import ConfigError, expand_grid, model_name, target_modalities
+
+
+def test_demo_config_validates_and_gets_schema_defaults(demo_config):
+    # set in config.yaml
+    assert demo_config["shards"] == 8
+    # not set there: filled from the schema, including nested sections
+    assert demo_config["qc"]["max_anisotropy"] == 3.0
+    assert demo_config["preprocess"]["resolutions"] == [128, 64]
+    assert demo_config["training"]["weight_decay"] == 0.01
+    assert demo_config["grid"][0]["resolution"] == 64
+
+
+def test_schema_rejects_a_bad_setting():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["preprocess"] = {"normalise": "whiten"}
+    with pytest.raises(Exception, match="whiten"):
+        validated(config)
+
+
+def test_real_data_template_validates():
+    config = validated(yaml.safe_load((ROOT / "config" / "bids.yaml").read_text()))
+    assert not config["demo"]["enabled"]
+    assert config["model"]["channels"] == [32, 64, 128, 256, 256]  # full-size models for real data
+
+
+def test_grid_expands_to_readable_stable_names(demo_config):
+    specs = expand_grid(demo_config)
+    assert "age__t1+flair+dwi__64" in specs
+    assert "sex__connectivity" in specs  # no resolution without images
+    assert specs["age__t1+flair+dwi__64"].images == ("t1", "flair", "dwi")
+    # canonical input order, whatever order the config lists them in
+    assert model_name("age", ["t1", "flair"], 64) == "age__t1+flair__64"
+    assert len(specs) == sum(len(e["targets"]) * len(e["input_sets"]) for e in demo_config["grid"])
+
+
+def test_a_model_may_not_read_its_targets_own_block(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["grid"] = [{"targets": ["hba1c"], "input_sets": [["serology"]], "resolution": 64}]
+    with pytest.raises(ConfigError, match="own metadata block 'serology'"):
+        expand_grid(config)
+
+
+def test_unknown_target_and_unknown_override_are_named(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["grid"] = [{"targets": ["hba1d"], "input_sets": [["t1"]]}]
+    with pytest.raises(ConfigError, match="'hba1d'"):
+        expand_grid(config)
+    config["grid"] = [{"targets": ["age"], "input_sets": [["t1"]], "training": {"learning_rate": 1}}]
+    with pytest.raises(ConfigError, match="learning_rate"):
+        expand_grid(config)
+
+
+def test_overrides_reach_only_their_models(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["grid"].append({"targets": ["bmi"], "input_sets": [["t1"]], "training": {"lr": 0.5}})
+    specs = expand_grid(config)
+    assert specs["bmi__t1__64"].training["lr"] == 0.5
+    assert specs["age__t1__64"].training["lr"] == demo_config["training"]["lr"]
+
+
+def test_resources_do_not_change_a_models_identity(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["training"]["threads"] = 16
+    config["training"]["mem_mb"] = 99999
+    before, after = expand_grid(demo_config), expand_grid(config)
+    assert before["age__t1__64"].identity() == after["age__t1__64"].identity()
+    config["training"]["lr"] = 0.123
+    assert expand_grid(config)["age__t1__64"].identity() != before["age__t1__64"].identity()
+
+
+def test_target_modalities_cover_every_model_of_the_target(demo_config):
+    needed = target_modalities(expand_grid(demo_config))
+    assert needed["age"] == ["t1", "flair", "dwi", "bold"]
+    assert needed["smoking"] == []

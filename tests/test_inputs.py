@@ -1,0 +1,75 @@
+"""Inputs: discovery by path templates and phenotype-table validation with clear messages."""
+
+import pytest
+
+from legibility.grid import ConfigError
+from legibility.inputs import check_label, discover, read_phenotypes
+
+VARIABLES = {
+    "sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]},
+    "age": {"type": "continuous", "block": "constitutional"},
+    "smoking": {"type": "categorical", "block": "psychology", "levels": ["never", "former", "current"]},
+}
+
+
+def write(tmp_path, text, name="participants.tsv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_valid_table_is_encoded(tmp_path):
+    path = write(tmp_path, "participant_id\tsex\tage\tsmoking\nsub-01\tF\t61.5\tnever\nsub-02\tM\tn/a\tcurrent\n")
+    table = read_phenotypes(path, "participant_id", "sub-", VARIABLES)
+    assert list(table.values.index) == ["01", "02"]
+    assert table.values.loc["02", "sex"] == 1.0 and table.values.loc["02", "smoking"] == 2.0
+    assert table.values["age"].isna().tolist() == [False, True]
+    assert table.label("smoking", [2.0, float("nan")]) == ["current", None]
+
+
+def test_csv_with_another_subject_column(tmp_path):
+    path = write(tmp_path, "eid,sex,age,smoking\n1000017,M,70,former\n", "pheno.csv")
+    assert read_phenotypes(path, "eid", "", VARIABLES).values.loc["1000017", "age"] == 70
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("participant_id\tsex\tage\tsmoking\nsub-01\tF\t6l\tnever\n", "row 2, column 'age': '6l' is not a number"),
+        ("participant_id\tsex\tage\tsmoking\nsub-01\tF\t61\tnevr\n", "row 2, column 'smoking': 'nevr' is not one of ['never', 'former', 'current'] (did you mean 'never'?)"),
+        ("participant_id\tsex\tAge\tsmoking\nsub-01\tF\t61\tnever\n", "no column 'age' (did you mean 'Age'?)"),
+        ("participant_id\tsex\tage\tsmoking\nsub-01\tF\t61\tnever\nsub-01\tM\t62\tnever\n", "rows 2, 3, column 'participant_id': subject '01' appears more than once"),
+        ("participant_id\tsex\tage\tsmoking\nsub-../x\tF\t61\tnever\n", "'../x' is not a BIDS subject label"),
+    ],
+    ids=["non-numeric", "unknown-category", "column-typo", "duplicate", "path-in-label"],
+)
+def test_problems_name_file_row_and_column(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        read_phenotypes(path, "participant_id", "sub-", VARIABLES)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = write(tmp_path, "participant_id\tsex\tage\tsmoking\nsub-01\tX\told\tnevr\n")
+    with pytest.raises(ConfigError) as error:
+        read_phenotypes(path, "participant_id", "sub-", VARIABLES)
+    assert all(column in str(error.value) for column in ("'sex'", "'age'", "'smoking'"))
+
+
+def test_discover_by_templates(tmp_path):
+    for subject in ("01", "02"):
+        (tmp_path / f"sub-{subject}" / "anat").mkdir(parents=True)
+        (tmp_path / f"sub-{subject}" / "anat" / f"sub-{subject}_T1w.nii.gz").write_bytes(b"")
+    (tmp_path / "sub-02" / "func").mkdir()
+    (tmp_path / "sub-02" / "func" / "sub-02_bold.nii.gz").write_bytes(b"")
+    templates = {"t1": "sub-{subject}/anat/sub-{subject}_T1w.nii.gz", "bold": "sub-{subject}/func/sub-{subject}_bold.nii.gz"}
+    found = discover(tmp_path, templates)
+    assert sorted(found) == ["01", "02"] and set(found["02"]) == {"t1", "bold"} and set(found["01"]) == {"t1"}
+    assert list(discover(tmp_path, templates, exclude=["01"])) == ["02"]
+
+
+def test_labels_that_could_escape_are_rejected():
+    with pytest.raises(ConfigError, match="not a BIDS label"):
+        check_label("../etc", "inputs.include")
+    assert check_label("1000017", "x") == "1000017"

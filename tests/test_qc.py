@@ -1,0 +1,108 @@
+"""QC never raises on bad input; it fails the image and says what is wrong."""
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import brain_image
+from legibility import qc
+
+THRESHOLDS = {
+    "voxel_size_mm": [0.4, 3.5], "max_anisotropy": 3.0, "min_fov_mm": 100, "max_volume_ml": 2300,
+    "min_volume_ml": 150, "max_extent_mm": 200, "max_outside_fraction": 0.05,
+    "bold_min_volumes": 50, "bold_min_coverage": 0.9,
+}  # fmt: skip
+
+
+def check(path):
+    return qc.check_structural(path, THRESHOLDS)
+
+
+def test_a_clean_brain_passes(tmp_image):
+    row = check(tmp_image(brain_image()))
+    assert row["status"] == "pass", row["reasons"]
+    assert row["outside_fraction"] < 0.05
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: nib.Nifti1Image(np.zeros((72, 88, 72), np.float32), np.diag([2.5, 2.5, 2.5, 1])), "empty"),
+        (lambda: nib.Nifti1Image(np.ones((20, 20, 20, 5), np.float32), np.eye(4)), "expected a 3D image"),
+        (lambda: nib.Nifti1Image(brain_image().get_fdata().astype(np.float32), np.diag([1.0, 1.0, 5.0, 1])), "voxels 5.0x longer"),
+    ],
+    ids=["all-zero", "4D", "anisotropic"],
+)
+def test_bad_images_fail_with_a_reason(tmp_image, make, message):
+    row = check(tmp_image(make()))
+    assert row["status"] == "fail"
+    assert message in row["reasons"]
+
+
+def test_nan_voxels_fail(tmp_image):
+    data = brain_image().get_fdata().astype(np.float32)
+    data[30, 30, 30] = np.nan
+    row = check(tmp_image(nib.Nifti1Image(data, np.diag([2.5, 2.5, 2.5, 1]))))
+    assert row["status"] == "fail" and "1 voxels are NaN or infinite" in row["reasons"]
+
+
+def test_truncated_and_non_nifti_files_fail(tmp_path, tmp_image):
+    good = tmp_image(brain_image())
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    row = check(truncated)
+    assert row["status"] == "fail" and "truncated" in row["reasons"]
+    text = tmp_path / "notes.nii.gz"
+    text.write_bytes(gzip.compress(b"this is not an image"))
+    row = check(text)
+    assert row["status"] == "fail" and "not a readable NIfTI" in row["reasons"]
+
+
+def test_a_head_with_scalp_fails(tmp_image):
+    brain = brain_image()
+    data = brain.get_fdata()
+    grid = np.indices(data.shape, dtype=float)
+    centre = (np.array(data.shape) - 1) / 2
+    radius = np.sqrt(sum(((g - c) * 2.5 / r) ** 2 for g, c, r in zip(grid, centre, (60, 75, 58))))
+    scalp = (radius > 1.13) & (radius < 1.22)  # a bright shell some 8-15 mm outside the brain
+    head = nib.Nifti1Image(np.where(scalp, 800.0, data).astype(np.float32), brain.affine)
+    row = check(tmp_image(head))
+    assert row["status"] == "fail"
+    assert "outside the brain" in row["reasons"]
+
+
+def test_orientation_does_not_change_the_verdict(tmp_image):
+    brain = brain_image()
+    lps = nib.Nifti1Image(brain.get_fdata()[::-1, ::-1].astype(np.float32), np.diag([-2.5, -2.5, 2.5, 1]) @ np.eye(4))
+    ras, flipped = check(tmp_image(brain, "ras.nii.gz")), check(tmp_image(lps, "lps.nii.gz"))
+    assert flipped["orientation"] == "LPS"
+    assert flipped["status"] == ras["status"] == "pass"
+    assert flipped["volume_ml"] == ras["volume_ml"]
+
+
+def test_subject_rows_list_missing_modalities(tmp_image):
+    rows = qc.check_subject("01", {"t1": tmp_image(brain_image())}, ["t1", "flair"], THRESHOLDS)
+    assert [r["modality"] for r in rows] == ["t1", "flair"]
+    assert rows[1]["status"] == "fail" and "no flair image" in rows[1]["reasons"]
+
+
+def test_bold_checks(tmp_image):
+    from legibility import template
+
+    mni = template.mni152(2)
+    brain, affine = mni["brain"][::3, ::3, ::3], mni["affine"] @ np.diag([3, 3, 3, 1])  # 6 mm voxels
+    series = np.repeat(brain[..., None], 60, axis=3) * 100.0
+    series += np.random.default_rng(0).normal(0, 1, series.shape) * brain[..., None]
+    good = nib.Nifti1Image(series.astype(np.float32), affine)
+    good.header.set_zooms((6.0, 6.0, 6.0, 2.0))
+    assert qc.check_bold(tmp_image(good, "bold.nii.gz"), THRESHOLDS)["status"] == "pass"
+    short = nib.Nifti1Image(series[..., :10].astype(np.float32), affine)
+    short.header.set_zooms((6.0, 6.0, 6.0, 0.0))
+    row = qc.check_bold(tmp_image(short, "short.nii.gz"), THRESHOLDS)
+    assert "10 volumes" in row["reasons"] and "repetition time missing" in row["reasons"]
+    cropped = series.copy()
+    cropped[:, :, 17:] = 0  # top of the brain outside the field of view
+    row = qc.check_bold(tmp_image(nib.Nifti1Image(cropped.astype(np.float32), affine), "crop.nii.gz"), THRESHOLDS)
+    assert row["status"] == "fail" and "covers" in row["reasons"]

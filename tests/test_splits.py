@@ -1,0 +1,83 @@
+"""Splits: stratified, deterministic, and shared by every model of a target."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+from legibility import splits
+
+FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def cohort(n=300, seed=0):
+    draw = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {"sex": draw.integers(0, 2, n).astype(float), "age": draw.uniform(45, 80, n)},
+        index=pd.Index([f"{i:04d}" for i in range(n)], name="subject"),
+    )
+
+
+VARIABLES = {"sex": {"type": "binary"}, "age": {"type": "continuous"}}
+
+
+def imbalance(assigned, keys):
+    """Largest deviation, over strata and splits, of a split's share from its target share."""
+    table = pd.crosstab(keys, assigned, normalize="index")
+    return max(abs(table[s] - FRACTIONS[s]).max() for s in FRACTIONS)
+
+
+def test_assignment_is_deterministic_and_proportional():
+    table = cohort()
+    keys = splits.strata(table, ["sex", "age"], VARIABLES)
+    first = splits.assign(table.index, keys, FRACTIONS, seed=1)
+    assert first.equals(splits.assign(table.index, keys, FRACTIONS, seed=1))
+    assert not first.equals(splits.assign(table.index, keys, FRACTIONS, seed=2))
+    counts = first.value_counts()
+    assert counts["train"] == 180 and counts["val"] == 60 and counts["test"] == 60
+    assert set(keys) == {f"|{s}|{a}" for s in ("0.0", "1.0") for a in ("low", "mid", "high")}
+
+
+def test_stratification_is_at_least_as_balanced_as_scikit_learns():
+    """Ours is exact to a subject per stratum; sklearn's two-stage stratified split is the reference."""
+    table = cohort()
+    keys = splits.strata(table, ["sex", "age"], VARIABLES)
+    ours = splits.assign(table.index, keys, FRACTIONS, seed=3)
+    rest, test = train_test_split(table.index, test_size=0.2, stratify=keys, random_state=3)
+    train, val = train_test_split(rest, test_size=0.25, stratify=keys[rest], random_state=3)
+    sklearn = pd.Series({**dict.fromkeys(train, "train"), **dict.fromkeys(val, "val"), **dict.fromkeys(test, "test")})
+    assert imbalance(ours, keys) <= imbalance(sklearn[keys.index], keys) + 1e-9
+    assert imbalance(ours, keys) < 1 / keys.value_counts().min()
+
+
+def test_tiny_strata_are_split_where_scikit_learn_refuses():
+    table = cohort(40)
+    keys = pd.Series(["common"] * 39 + ["rare"], index=table.index)
+    with pytest.raises(ValueError):
+        train_test_split(table.index, test_size=0.2, stratify=keys)
+    assigned = splits.assign(table.index, keys, FRACTIONS, seed=0)
+    assert assigned.notna().all() and len(assigned) == 40
+
+
+def test_missing_stratification_values_form_their_own_stratum():
+    table = cohort(30)
+    table.loc[table.index[:3], "age"] = np.nan
+    keys = splits.strata(table, ["age"], VARIABLES)
+    assert (keys == "|missing").sum() == 3
+
+
+def test_target_split_excludes_with_reasons():
+    assigned = pd.Series({"01": "train", "02": "test", "03": "val", "04": "train", "05": "test"})
+    values = pd.Series({"01": 1.0, "02": np.nan, "03": 0.0, "04": 1.0})
+    qc = pd.DataFrame({"subject": ["01", "03", "03", "04"], "modality": ["t1", "t1", "bold", "t1"],
+                       "status": ["pass", "pass", "fail", "fail"]})  # fmt: skip
+    result = splits.target_split(assigned, "sex", values, qc, ["t1", "bold"]).set_index("subject")
+    assert result.loc["01", "split"] == "train"
+    assert result.loc["02", "reason"] == "sex is missing"
+    assert result.loc["03", "reason"] == "failed QC: bold"
+    assert result.loc["04", "reason"] == "failed QC: t1"
+    assert result.loc["05", "reason"] == "no row in the phenotype table"
+    assert (result.loc[["02", "03", "04", "05"], "split"] == "excluded").all()
+    # a target whose models read no image ignores image QC
+    only_metadata = splits.target_split(assigned, "sex", values, qc, []).set_index("subject")
+    assert only_metadata.loc["04", "split"] == "train"

@@ -1,0 +1,150 @@
+"""Training: leakage-free fitting, determinism on CPU, and exact resume after a kill."""
+
+import copy
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from legibility import data, train
+from legibility.grid import ModelSpec
+from legibility.inputs import Phenotypes
+from legibility.io import write_tsv
+from legibility.shards import PackedArray
+
+TRAINING = {"epochs": 4, "patience": 10, "batch_size": 4, "lr": 0.003, "weight_decay": 0.01, "workers": 0}
+MODEL = {"kind": "fusion", "channels": [4, 8], "connectivity_hidden": [16], "metadata_hidden": [8], "head_hidden": 8, "dropout": 0.1}
+SUBJECTS = [f"{i:02d}" for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """30 subjects in 2 shards: 16³ images (3 modalities), 2 augmented copies, 6-edge connectivity."""
+    root = tmp_path_factory.mktemp("cohort")
+    draw = np.random.default_rng(0)
+    age = draw.uniform(45, 80, len(SUBJECTS))
+    sex = draw.integers(0, 2, len(SUBJECTS)).astype(float)
+    sources = {k: [] for k in ("preprocess", "preprocess_arrays", "augment", "augment_arrays", "connectivity", "connectivity_arrays")}
+    for shard, members in enumerate((SUBJECTS[::2], SUBJECTS[1::2])):
+        rows = [SUBJECTS.index(s) for s in members]
+        with PackedArray(root / f"p{shard}.npy", (len(members), 3, 16, 16, 16)) as images:
+            images[...] = draw.normal(size=images.shape) + (age[rows] / 40)[:, None, None, None, None]
+        with PackedArray(root / f"a{shard}.npy", (len(members), 2, 3, 16, 16, 16)) as copies:
+            copies[...] = draw.normal(size=copies.shape)
+        with PackedArray(root / f"c{shard}.npy", (len(members), 6), dtype=np.float32) as edges:
+            edges[...] = draw.normal(size=edges.shape) + sex[rows, None]
+        table = pd.DataFrame({"subject": members, "row": range(len(members)), "status": "ok"})
+        for name, frame in (("p", table), ("a", table), ("c", table)):
+            write_tsv(root / f"{name}{shard}.tsv", frame)
+        sources["preprocess"].append(root / f"p{shard}.tsv")
+        sources["preprocess_arrays"].append(root / f"p{shard}.npy")
+        sources["augment"].append(root / f"a{shard}.tsv")
+        sources["augment_arrays"].append(root / f"a{shard}.npy")
+        sources["connectivity"].append(root / f"c{shard}.tsv")
+        sources["connectivity_arrays"].append(root / f"c{shard}.npy")
+    values = pd.DataFrame({"age": age, "sex": sex, "bmi": draw.normal(27, 4, 30)}, index=pd.Index(SUBJECTS, name="subject"))
+    phenotypes = Phenotypes(values, {"sex": ["F", "M"]})
+    split = pd.DataFrame({"subject": SUBJECTS, "split": ["train"] * 18 + ["val"] * 6 + ["test"] * 6})
+    return {**sources, "copies": 2}, phenotypes, split
+
+
+VARIABLES = {"age": {"type": "continuous", "block": "constitutional"}, "sex": {"type": "binary", "block": "constitutional"},
+             "bmi": {"type": "continuous", "block": "serology"}}  # fmt: skip
+
+
+def spec(target="age", inputs=("t1", "flair"), target_type="continuous", block="constitutional"):
+    return ModelSpec(name=f"{target}__{'+'.join(inputs)}", target=target, target_type=target_type, target_block=block,
+                     inputs=tuple(inputs), resolution=64 if {"t1", "flair", "dwi"} & set(inputs) else None,
+                     kind="fusion", training=dict(TRAINING), model=dict(MODEL))  # fmt: skip
+
+
+def test_fitted_parameters_come_from_training_subjects_only(cohort):
+    sources, phenotypes, split = cohort
+    datasets, fitted = data.build(spec(inputs=("serology",)), split, phenotypes, VARIABLES, sources)
+    train_ids = split.subject[split.split == "train"]
+    assert fitted["target"]["mean"] == pytest.approx(phenotypes.values.loc[train_ids, "age"].mean())
+    assert fitted["metadata"]["mean"][0] == pytest.approx(phenotypes.values.loc[train_ids, "bmi"].mean())
+    # changing validation and test subjects' values changes nothing that was fitted
+    tampered = copy.deepcopy(phenotypes)
+    others = split.subject[split.split != "train"]
+    tampered.values.loc[others, ["age", "bmi"]] = 1000.0
+    assert data.build(spec(inputs=("serology",)), split, tampered, VARIABLES, sources)[1] == fitted
+    _, fitted_sex = data.build(spec("sex", ("connectivity",), "binary"), split, phenotypes, VARIABLES, sources)
+    counts = np.bincount(phenotypes.values.loc[train_ids, "sex"].astype(int), minlength=2)
+    assert fitted_sex["class_weights"] == pytest.approx(list(counts.sum() / (2 * counts)), abs=1e-6)
+
+
+def test_training_reads_augmented_copies_by_epoch(cohort):
+    sources, phenotypes, split = cohort
+    datasets, _ = data.build(spec(), split, phenotypes, VARIABLES, sources)
+    train_set, val_set = datasets["train"], datasets["val"]
+    original = np.load(sources["preprocess_arrays"][0])[0, :2].astype(np.float32)
+    subject = SUBJECTS[0]
+    index = train_set.subjects.index(subject)
+    for epoch, expected in ((0, original), (1, np.load(sources["augment_arrays"][0])[0, 0, :2]), (3, original)):
+        train_set.epoch = epoch
+        assert np.array_equal(train_set[index][0]["image"].numpy(), np.asarray(expected, np.float32))
+    val_set.epoch = 1  # validation and test subjects are never augmented
+    assert val_set.augmented is False
+
+
+def test_same_seed_same_predictions(cohort, tmp_path):
+    sources, phenotypes, split = cohort
+    runs = []
+    for name in ("a", "b"):
+        train.run(spec(inputs=("t1", "connectivity", "serology")), split, phenotypes, VARIABLES, sources, seed=5, out_dir=tmp_path / name)
+        runs.append(pd.read_csv(tmp_path / name / "predictions.tsv", sep="\t"))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    weights = [torch.load(tmp_path / n / "model.pt", weights_only=True) for n in ("a", "b")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()  # removed once the model is complete
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(cohort, tmp_path, monkeypatch):
+    sources, phenotypes, split = cohort
+    model_spec = spec(inputs=("t1", "connectivity"))
+    datasets, fitted = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    whole, _ = train.fit(model_spec, datasets, fitted, phenotypes.levels, 9, tmp_path / "whole.pt")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_two(message, *args):
+        if "epoch" in message and args[1] == 2:
+            raise Killed  # as SIGKILL would: the checkpoint of epoch 2 is on disk, nothing more
+
+    monkeypatch.setattr(train.log, "info", kill_after_epoch_two)
+    with pytest.raises(Killed):
+        train.fit(model_spec, datasets, fitted, phenotypes.levels, 9, tmp_path / "resumed.pt")
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "resumed.pt", weights_only=False)["state"]["epoch"] == 2
+    resumed, state = train.fit(model_spec, datasets, fitted, phenotypes.levels, 9, tmp_path / "resumed.pt")
+    assert state["epoch"] == TRAINING["epochs"]
+    for key, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[key]), key
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(cohort, tmp_path, caplog):
+    sources, phenotypes, split = cohort
+    first = spec(inputs=("connectivity",))
+    datasets, fitted = data.build(first, split, phenotypes, VARIABLES, sources)
+    train.fit(first, datasets, fitted, phenotypes.levels, 1, tmp_path / "c.pt")
+    changed = ModelSpec.from_dict({**first.as_dict(), "training": {**TRAINING, "lr": 0.01}})
+    with caplog.at_level(logging.INFO, logger="legibility.train"):
+        _, state = train.fit(changed, datasets, fitted, phenotypes.levels, 1, tmp_path / "c.pt")
+    assert "ignoring a checkpoint of other settings" in caplog.text
+    assert len(state["history"]) == TRAINING["epochs"]
+
+
+def test_outputs_of_a_model_job(cohort, tmp_path):
+    sources, phenotypes, split = cohort
+    summary = train.run(spec("sex", ("connectivity",), "binary"), split, phenotypes, VARIABLES, sources, seed=2, out_dir=tmp_path)
+    for name in ("metrics.json", "predictions.tsv", "model.pt", "fitted.json", "training_curve.png", "test_predictions.png"):
+        assert (tmp_path / name).exists(), name
+    assert summary["n_train"] == 18 and summary["n_test"] == 6 and summary["device"] == "cpu"
+    assert set(summary["test"]) >= {"balanced_accuracy", "auc", "f1", "precision", "recall", "sensitivity", "specificity"}
+    predictions = pd.read_csv(tmp_path / "predictions.tsv", sep="\t", dtype={"subject": str})
+    assert set(predictions["split"]) == {"val", "test"} and set(predictions["true"]) <= {"F", "M"}
+    torch.load(tmp_path / "model.pt", weights_only=True)  # plain tensors only

@@ -1,0 +1,26 @@
+# Cached augmentation: K seeded copies of every training subject, made once per setting.
+
+
+rule augment_shard:
+    input:
+        split="results/splits/subjects.tsv",
+        table="results/preprocessed/shard-{shard}.tsv",
+        array="results/preprocessed/shard-{shard}_res-{res}.npy",
+    output:
+        table="results/augment/shard-{shard}_res-{res}.tsv",
+        array="results/augment/shard-{shard}_res-{res}.npy",
+    params:
+        settings=lookup(dpath="augment", within=config),
+        normalise=config["preprocess"]["normalise"],
+        fov_mm=config["preprocess"]["fov_mm"],
+        seed=config["seed"],
+    log:
+        "logs/augment/shard-{shard}_res-{res}.log",
+    benchmark:
+        "results/benchmarks/augment/shard-{shard}_res-{res}.tsv"
+    group:
+        "shard"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/augment_shard.py"

@@ -1,0 +1,132 @@
+# Config validation, input discovery and the helpers rules share.
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The package lives in src/; Snakemake hands this sys.path to rule scripts, so they find it
+# even where it is not pip-installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from legibility import BOLD, MODALITIES, demo, grid, inputs, shards  # noqa: E402
+
+validate(config, "../schemas/config.schema.yaml")
+
+try:
+    SPECS = grid.expand_grid(config)
+    if config["demo"]["enabled"]:
+        _plan = demo.plan(config["demo"]["n_subjects"], config["seed"], config["demo"]["unstripped"])
+        IMAGES = {
+            subject: {m: os.path.join(config["inputs"]["root"], config["inputs"]["templates"][m].format(subject=subject))
+                      for m in present if m in config["inputs"]["templates"]}
+            for subject, present in demo.present(_plan).items()
+        }  # fmt: skip
+    else:
+        IMAGES = inputs.discover(config["inputs"]["root"], config["inputs"]["templates"],
+                                 config["inputs"]["include"], config["inputs"]["exclude"])  # fmt: skip
+except grid.ConfigError as error:
+    raise WorkflowError(str(error))
+
+SUBJECTS = sorted(IMAGES)
+if not SUBJECTS:
+    raise WorkflowError(f"no subject found under {config['inputs']['root']} with the path templates in inputs.templates")
+EXPECTED = [m for m in (*MODALITIES, BOLD) if m in config["inputs"]["templates"]]
+_needed = {m for spec in SPECS.values() for m in spec.raw_modalities} - set(EXPECTED)
+if _needed:
+    raise WorkflowError(f"the grid uses {', '.join(sorted(_needed))} but inputs.templates has no template for it")
+
+SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
+MODELS = sorted(SPECS)
+TARGETS = sorted({spec.target for spec in SPECS.values()})
+TARGET_MODALITIES = grid.target_modalities(SPECS)
+RESOLUTIONS = grid.image_resolutions(SPECS)  # packed for training; NIfTI for every configured one
+# where the phenotype table is and how to read it; variable declarations go to rules one by one
+PHENOTYPE_FILE = {k: config["phenotypes"][k] for k in ("path", "subject_column", "strip_prefix")}
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    res=r"\d+",
+    target="|".join(map(re.escape, TARGETS)),
+    model="|".join(map(re.escape, MODELS)),
+
+
+def shard_images(wildcards):
+    """subject -> {modality: path} for the shard's subjects."""
+    return {s: IMAGES[s] for s in SHARDS[wildcards.shard]}
+
+
+def shard_bold(wildcards):
+    return {s: IMAGES[s].get(BOLD) for s in SHARDS[wildcards.shard]}
+
+
+def shard_files(modalities):
+    """Input function: the shard's image files of the given modalities."""
+
+    def files(wildcards):
+        return sorted(p for s in SHARDS[wildcards.shard] for m, p in IMAGES[s].items() if m in modalities)
+
+    return files
+
+
+def variables(names):
+    return {n: config["phenotypes"]["variables"][n] for n in names}
+
+
+def per_shard(pattern, **wildcards):
+    return expand(pattern, shard=sorted(SHARDS), **wildcards)
+
+
+def target_modalities(wildcards):
+    return TARGET_MODALITIES[wildcards.target]
+
+
+def target_variable(wildcards):
+    return variables([wildcards.target])
+
+
+def train_inputs(wildcards):
+    spec = SPECS[wildcards.model]
+    files = {"split": f"results/splits/target-{spec.target}.tsv", "phenotypes": config["phenotypes"]["path"]}
+    if spec.images:
+        res = spec.resolution
+        files["preprocess"] = per_shard("results/preprocessed/shard-{shard}.tsv")
+        files["preprocess_arrays"] = per_shard("results/preprocessed/shard-{shard}_res-{res}.npy", res=res)
+        files["augment"] = per_shard("results/augment/shard-{shard}_res-{res}.tsv", res=res)
+        files["augment_arrays"] = per_shard("results/augment/shard-{shard}_res-{res}.npy", res=res)
+    if spec.uses_connectivity:
+        files["connectivity"] = per_shard("results/connectivity/shard-{shard}.tsv")
+        files["connectivity_arrays"] = per_shard("results/connectivity/shard-{shard}.npy")
+    return files
+
+
+def model_spec(wildcards):
+    """What determines the model's results (not its resources): changed, it retrains."""
+    return SPECS[wildcards.model].identity()
+
+
+def model_variables(wildcards):
+    """Declarations of the target and of the metadata variables the model reads (only those,
+    so editing another variable does not retrain it)."""
+    spec = SPECS[wildcards.model]
+    declared = config["phenotypes"]["variables"]
+    return variables(n for n, v in declared.items() if n == spec.target or v["block"] in spec.blocks)
+
+
+def model_setting(key):
+    def setting(wildcards):
+        return SPECS[wildcards.model].training[key]
+
+    return setting
+
+
+def model_gpu(wildcards):
+    """Image models ask for a GPU; small feed-forward models train as fast on CPU."""
+    spec = SPECS[wildcards.model]
+    return spec.training["gpu"] if spec.images else 0

@@ -1,0 +1,27 @@
+# Structural images to RAS cubes of 128³ and 64³: NIfTI for people, packed float16 for training.
+
+
+rule preprocess_shard:
+    input:
+        images=shard_files(MODALITIES),
+        qc="results/qc/shard-{shard}.tsv",
+    output:
+        table="results/preprocessed/shard-{shard}.tsv",
+        arrays=expand("results/preprocessed/shard-{{shard}}_res-{res}.npy", res=RESOLUTIONS),
+        images=directory("results/preprocessed/shard-{shard}"),
+    params:
+        images=shard_images,
+        settings=config["preprocess"],
+        resolutions=RESOLUTIONS,
+    log:
+        "logs/preprocess/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/preprocess/shard-{shard}.tsv"
+    resources:
+        mem_mb=2000,
+    group:
+        "shard"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/preprocess_shard.py"
