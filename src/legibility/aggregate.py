@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from .grid import INPUT_ORDER
-from .metrics import CHANCE, headline
+from .metrics import headline
 
 LEAD_COLUMNS = ["model", "target", "target_type", "input_set", *INPUT_ORDER, "resolution", "kind",
-                "n_train", "n_val", "n_test", "metric", "score"]  # fmt: skip
+                "n_train", "n_val", "n_test", "metric", "score", "chance"]  # fmt: skip
 TAIL_COLUMNS = ["n_parameters", "epochs", "best_epoch", "train_seconds", "device"]
 
 
@@ -25,6 +25,7 @@ def performance_table(metrics_paths) -> pd.DataFrame:
             "resolution": result["resolution"],
             "metric": metric,
             "score": result["test"][metric],
+            "chance": result["chance"],
             **result["test"],
             **{k: result[k] for k in TAIL_COLUMNS},
         }
@@ -36,8 +37,9 @@ def performance_table(metrics_paths) -> pd.DataFrame:
 
 
 def grid_figure(table: pd.DataFrame):
-    """Heatmap of skill above chance: (BA - 0.5) / 0.5 for classification, R² for regression,
-    so 0 is chance and 1 perfect for both; each target's best input set is outlined."""
+    """Heatmap of skill above chance, (score - chance) / (1 - chance): R² for regression and
+    balanced accuracy rescaled from 1/K, so 0 is chance and 1 perfect for every target; each
+    target's best input set is outlined."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,13 +47,12 @@ def grid_figure(table: pd.DataFrame):
     from matplotlib.patches import Rectangle
 
     targets = list(dict.fromkeys(table["target"]))
-    sets = list(dict.fromkeys(table["input_set"]))
+    sets = sorted(set(table["input_set"]), key=lambda s: [INPUT_ORDER.index(i) for i in s.split("+")])
     skill = np.full((len(targets), len(sets)), np.nan)
     text = np.full(skill.shape, "", dtype=object)
     for row in table.itertuples():
         i, j = targets.index(row.target), sets.index(row.input_set)
-        chance = CHANCE[row.metric]
-        skill[i, j] = (row.score - chance) / (1 - chance)
+        skill[i, j] = (row.score - row.chance) / (1 - row.chance)
         text[i, j] = f"{row.score:.2f}"
     fig, ax = plt.subplots(figsize=(1.3 + 0.9 * len(sets), 1.2 + 0.5 * len(targets)))
     image = ax.imshow(np.clip(skill, -1, 1), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")

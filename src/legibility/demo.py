@@ -16,6 +16,7 @@ and one subject lacks its FLAIR. The same seed gives the same bytes.
 """
 
 import json
+import os
 from types import SimpleNamespace
 
 import nibabel as nib
@@ -54,6 +55,14 @@ def present(the_plan: dict) -> dict:
     absent = {(m["subject"], m["modality"]) for m in the_plan["missing"]}
     modalities = (*STRUCTURAL, "bold")
     return {s: [m for m in modalities if (s, m) not in absent] for s in the_plan["subjects"]}
+
+
+def image_paths(the_plan: dict, root, templates: dict) -> dict:
+    """subject -> {modality: path} of the files the cohort will have, from the path templates."""
+    return {
+        subject: {m: os.path.join(root, templates[m].format(subject=subject)) for m in modalities if m in templates}
+        for subject, modalities in present(the_plan).items()
+    }
 
 
 # ----------------------------------------------------------------------------- phenotypes
@@ -108,30 +117,30 @@ def _subject_geometry(row, seed):
     """Backward map (subject world mm -> template world mm) and where the head is."""
     draw = rng(seed, "demo", row.subject, "geometry")
     male = row.sex == "M"
+    f32 = np.float32  # the map runs over millions of voxels: single precision throughout
     scale = 0.92 * (1 + (0.045 if male else -0.045) + draw.normal(0, 0.02))
-    axes = scale * np.array([1.0, 1.0 + (0.02 if male else -0.02), 1.0])
-    rotation = _rotation(np.deg2rad(draw.normal(0, 4, 3)))
-    shift = draw.normal(0, 5, 3)
+    axes = (scale * np.array([1.0, 1.0 + (0.02 if male else -0.02), 1.0])).astype(f32)[:, None]
+    rotation = _rotation(np.deg2rad(draw.normal(0, 4, 3))).astype(f32)
+    shift = draw.normal(0, 5, 3).astype(f32)[:, None]
     age_n = (row.age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])
-    ventricles = 0.05 + 0.25 * age_n  # backward contraction at the ventricles = enlargement
-    waves = [(draw.normal(0, 1, 3) / 60, draw.uniform(0, 2 * np.pi), draw.normal(0, 1.5, 3)) for _ in range(3)]
-
-    f32 = np.float32
-    rotation32, shift32, axes32 = rotation.astype(f32), shift.astype(f32)[:, None], axes.astype(f32)[:, None]
+    ventricles = f32(0.05 + 0.25 * age_n)  # backward contraction at the ventricles = enlargement
     centre = np.array([0.0, -8.0, 16.0], dtype=f32)[:, None]
-    waves32 = [(d.astype(f32), f32(p), a.astype(f32)[:, None]) for d, p, a in waves]
+    waves = [
+        ((draw.normal(0, 1, 3) / 60).astype(f32), f32(draw.uniform(0, 2 * np.pi)), draw.normal(0, 1.5, 3).astype(f32)[:, None])
+        for _ in range(3)
+    ]  # a small smooth random deformation
 
     def to_template(world):
-        local = (rotation32.T @ (world - shift32)) / axes32
+        local = (rotation.T @ (world - shift)) / axes
         offset = local - centre
         weight = np.exp(-(offset * offset).sum(axis=0) / f32(2 * 18.0**2))
-        out = centre + offset * (1 - f32(ventricles) * weight)
-        for direction, phase, amplitude in waves32:
+        out = centre + offset * (1 - ventricles * weight)
+        for direction, phase, amplitude in waves:
             out += amplitude * np.sin(direction @ local + phase)
         return out
 
-    head_centre = rotation @ (axes * np.array([0.0, -18.0, 15.0])) + shift
-    return to_template, head_centre, float(scale)
+    head_centre = rotation @ (axes[:, 0] * np.array([0.0, -18.0, 15.0], dtype=f32)) + shift[:, 0]
+    return to_template, head_centre.astype(float), float(scale)
 
 
 def _rotation(angles):

@@ -4,9 +4,6 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
-CHANCE = {"balanced_accuracy": 0.5, "r2": 0.0}
-
-
 def classification(y_true, probabilities, n_classes: int) -> dict:
     """`probabilities`: (n, n_classes). Binary metrics treat class 1 as positive."""
     y_true = np.asarray(y_true, dtype=int)
@@ -41,6 +38,11 @@ def regression(y_true, y_pred) -> dict:
 def headline(target_type: str) -> str:
     """The metric a target's models are compared on."""
     return "r2" if target_type == "continuous" else "balanced_accuracy"
+
+
+def chance(target_type: str, n_classes: int = 2) -> float:
+    """The headline metric of a model that knows nothing: R² 0, balanced accuracy 1/K."""
+    return 0.0 if target_type == "continuous" else 1.0 / n_classes
 
 
 def _safe(function, *args, **kwargs):

@@ -112,9 +112,12 @@ def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, 
                 if (subject, modality) not in passed:
                     rows.append({**entry, "status": "excluded", "reason": "failed QC (see results/qc.tsv)"})
                     continue
-                image, data = load(source, ndim=3)
-                cubes = preprocess(data, image.affine, settings["resolutions"], settings["fov_mm"],
-                                   settings["clamp_percentiles"], settings["normalise"])  # fmt: skip
+                try:
+                    image, data = load(source, ndim=3)
+                    cubes = preprocess(data, image.affine, settings["resolutions"], settings["fov_mm"],
+                                       settings["clamp_percentiles"], settings["normalise"])  # fmt: skip
+                except Exception as error:  # QC passed it, so this is a bug: say which file
+                    raise RuntimeError(f"{source}: preprocessing failed: {error}") from error
                 for size, (volume, affine) in cubes.items():
                     derivative = nib.Nifti1Image(volume, affine)
                     derivative.set_data_dtype(np.int16)  # scaled integers: a quarter of float32 on disk

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -190,8 +191,6 @@ def evaluate(spec, model, datasets, fitted, phenotypes, device, batch_size):
         frames.append(frame)
         if split == "test":
             test_metrics = split_metrics
-    import pandas as pd
-
     return pd.concat([pd.DataFrame(f) for f in frames], ignore_index=True), test_metrics
 
 
@@ -226,6 +225,7 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "best_epoch": state["best_epoch"],
         "train_seconds": round(time.perf_counter() - started, 2),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "chance": metrics.chance(spec.target_type, len(phenotypes.levels.get(spec.target, ()))),
         "test": test_metrics,
     }
     write_json(out_dir / "metrics.json", summary)

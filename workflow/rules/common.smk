@@ -1,6 +1,5 @@
 # Config validation, input discovery and the helpers rules share.
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -22,11 +21,7 @@ try:
     SPECS = grid.expand_grid(config)
     if config["demo"]["enabled"]:
         _plan = demo.plan(config["demo"]["n_subjects"], config["seed"], config["demo"]["unstripped"])
-        IMAGES = {
-            subject: {m: os.path.join(config["inputs"]["root"], config["inputs"]["templates"][m].format(subject=subject))
-                      for m in present if m in config["inputs"]["templates"]}
-            for subject, present in demo.present(_plan).items()
-        }  # fmt: skip
+        IMAGES = demo.image_paths(_plan, config["inputs"]["root"], config["inputs"]["templates"])
     else:
         IMAGES = inputs.discover(config["inputs"]["root"], config["inputs"]["templates"],
                                  config["inputs"]["include"], config["inputs"]["exclude"])  # fmt: skip

@@ -6,7 +6,7 @@ if config["demo"]["enabled"]:
     rule demo_cohort:
         output:
             participants=config["phenotypes"]["path"],
-            truth=os.path.join(config["demo"]["root"], "truth.json"),
+            truth=f"{config['demo']['root']}/truth.json",
             images=sorted(p for paths in IMAGES.values() for p in paths.values()),
         params:
             config={"seed": config["seed"], "demo": config["demo"]},
