@@ -1,7 +1,8 @@
-"""QC of one shard's images."""
+"""QC of one shard's images, with a montage of every failed one."""
 
 from legibility import jobs, qc
 from legibility.io import write_tsv
 
 jobs.log_to(snakemake.log[0])
-write_tsv(snakemake.output[0], qc.run_shard(snakemake.params.images, snakemake.params.expected, snakemake.params.thresholds))
+params = snakemake.params
+write_tsv(snakemake.output.table, qc.run_shard(params.images, params.expected, params.thresholds, snakemake.output.montages))

@@ -1,4 +1,3 @@
-import copy
 from pathlib import Path
 
 import nibabel as nib
@@ -6,17 +5,9 @@ import numpy as np
 import pytest
 import yaml
 
+from legibility.config import validated  # noqa: F401  (tests import it from here)
+
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def validated(config: dict) -> dict:
-    """The config as the workflow sees it: validated, defaults filled from the schema."""
-    from snakemake.utils import validate
-
-    config = copy.deepcopy(config)
-    validate(config, str(SCHEMA))
-    return config
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from legibility.io import sha256
 def test_plan_is_deterministic_and_lists_defects():
     first, again = demo.plan(40, 7, 4), demo.plan(40, 7, 4)
     assert first == again
-    assert len(first["unstripped"]) == 4 and len(first["missing"]) == 1
+    assert len(first["unstripped"]) == 4 and len(first["missing"]) == 1 and len(first["high_motion"]) == 1
     missing = first["missing"][0]
     assert missing["modality"] not in demo.present(first)[missing["subject"]]
-    defective = {m["subject"] for m in first["unstripped"] + first["missing"]}
-    assert len(defective) == 5  # each defect on its own subject
+    defective = {m["subject"] for m in first["unstripped"] + first["missing"] + first["high_motion"]}
+    assert len(defective) == 6  # each defect on its own subject
     assert demo.plan(40, 8, 4) != first
 
 

@@ -50,6 +50,13 @@ def test_problems_name_file_row_and_column(tmp_path, text, message):
     assert str(path) in str(error.value) and message in str(error.value)
 
 
+def test_rows_of_subjects_without_images_are_named(tmp_path):
+    path = write(tmp_path, "participant_id\tsex\tage\tsmoking\nsub-01\tF\t61\tnever\nsub-1\tM\t62\tnever\n")
+    with pytest.raises(ConfigError, match="row 3, column 'participant_id': subject '1' has no images"):
+        read_phenotypes(path, "participant_id", "sub-", VARIABLES, with_images=["01", "02"])
+    assert len(read_phenotypes(path, "participant_id", "sub-", VARIABLES).values) == 2  # allowed when not asked
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     path = write(tmp_path, "participant_id\tsex\tage\tsmoking\nsub-01\tX\told\tnevr\n")
     with pytest.raises(ConfigError) as error:
@@ -64,9 +71,28 @@ def test_discover_by_templates(tmp_path):
     (tmp_path / "sub-02" / "func").mkdir()
     (tmp_path / "sub-02" / "func" / "sub-02_bold.nii.gz").write_bytes(b"")
     templates = {"t1": "sub-{subject}/anat/sub-{subject}_T1w.nii.gz", "bold": "sub-{subject}/func/sub-{subject}_bold.nii.gz"}
-    found = discover(tmp_path, templates)
+    found, rejected = discover(tmp_path, templates)
     assert sorted(found) == ["01", "02"] and set(found["02"]) == {"t1", "bold"} and set(found["01"]) == {"t1"}
-    assert list(discover(tmp_path, templates, exclude=["01"])) == ["02"]
+    assert rejected == []
+    assert list(discover(tmp_path, templates, exclude=["01"])[0]) == ["02"]
+
+
+def test_uk_biobank_layout_needs_only_other_templates(tmp_path):
+    for eid in ("1000017", "1000025"):
+        (tmp_path / eid / "T1").mkdir(parents=True)
+        (tmp_path / eid / "T1" / "T1_brain.nii.gz").write_bytes(b"")
+    found, _ = discover(tmp_path, {"t1": "{subject}/T1/T1_brain.nii.gz"})
+    assert found == {s: {"t1": str(tmp_path / s / "T1" / "T1_brain.nii.gz")} for s in ("1000017", "1000025")}
+
+
+def test_a_label_that_could_escape_the_dataset_is_rejected_and_listed(tmp_path):
+    for label in ("01", ".."):
+        (tmp_path / f"sub-{label}").mkdir()
+        (tmp_path / f"sub-{label}" / f"sub-{label}_T1w.nii.gz").write_bytes(b"")
+    found, rejected = discover(tmp_path, {"t1": "sub-{subject}/sub-{subject}_T1w.nii.gz"})
+    assert list(found) == ["01"]  # the other subject goes on
+    assert [r["subject"] for r in rejected] == [".."] and "not a BIDS label" in rejected[0]["reasons"]
+    assert rejected[0]["path"].endswith("sub-../sub-.._T1w.nii.gz")
 
 
 def test_labels_that_could_escape_are_rejected():

@@ -3,6 +3,7 @@
 import gzip
 
 import nibabel as nib
+import pandas as pd
 import numpy as np
 import pytest
 
@@ -12,7 +13,7 @@ from legibility import qc
 THRESHOLDS = {
     "voxel_size_mm": [0.4, 3.5], "max_anisotropy": 3.0, "min_fov_mm": 100, "max_volume_ml": 2300,
     "min_volume_ml": 150, "max_extent_mm": 200, "max_outside_fraction": 0.05,
-    "bold_min_volumes": 50, "bold_min_coverage": 0.9,
+    "bold_min_volumes": 50, "bold_min_coverage": 0.9, "bold_max_mean_fd": 0.5,
 }  # fmt: skip
 
 
@@ -106,3 +107,30 @@ def test_bold_checks(tmp_image):
     cropped[:, :, 17:] = 0  # top of the brain outside the field of view
     row = qc.check_bold(tmp_image(nib.Nifti1Image(cropped.astype(np.float32), affine), "crop.nii.gz"), THRESHOLDS)
     assert row["status"] == "fail" and "covers" in row["reasons"]
+
+
+def test_framewise_displacement_follows_power_2012(tmp_path):
+    table = pd.DataFrame({"trans_x": [0, 0.1, 0.1], "trans_y": [0, 0, -0.2], "trans_z": 0.0,
+                          "rot_x": [0, 0.002, 0.002], "rot_y": 0.0, "rot_z": 0.0})  # fmt: skip
+    table.to_csv(tmp_path / "motion.tsv", sep="\t", index=False)
+    assert np.allclose(qc.framewise_displacement(tmp_path / "motion.tsv"), [0, 0.1 + 50 * 0.002, 0.2])
+    # fMRIPrep's own column wins; its first value is n/a
+    pd.DataFrame({"framewise_displacement": ["n/a", 0.3]}).to_csv(tmp_path / "fd.tsv", sep="\t", index=False)
+    assert np.allclose(qc.framewise_displacement(tmp_path / "fd.tsv"), [0, 0.3])
+    pd.DataFrame({"csf": [1, 2]}).to_csv(tmp_path / "none.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match="neither framewise_displacement nor the motion columns"):
+        qc.framewise_displacement(tmp_path / "none.tsv")
+
+
+def test_header_without_orientation_fails(tmp_image):
+    image = nib.Nifti1Image(brain_image().get_fdata().astype(np.float32), None)  # no affine: codes stay 0
+    image.header.set_zooms((2.5, 2.5, 2.5))
+    row = check(tmp_image(image))
+    assert row["status"] == "fail" and "no orientation in the header" in row["reasons"]
+
+
+def test_montage_of_a_failed_image(tmp_path, tmp_image):
+    rows = qc.run_shard({"01": {"t1": str(tmp_image(nib.Nifti1Image(np.zeros((72, 88, 72), np.float32), np.diag([2.5] * 3 + [1]))))}},
+                        ["t1", "flair"], THRESHOLDS, montage_dir=tmp_path / "montages")  # fmt: skip
+    assert list(rows["status"]) == ["fail", "fail"]
+    assert sorted(p.name for p in (tmp_path / "montages").iterdir()) == ["sub-01_t1.png"]  # a missing file has no picture

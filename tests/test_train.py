@@ -36,7 +36,8 @@ def cohort(tmp_path_factory):
         with PackedArray(root / f"c{shard}.npy", (len(members), 6), dtype=np.float32) as edges:
             edges[...] = draw.normal(size=edges.shape) + sex[rows, None]
         table = pd.DataFrame({"subject": members, "row": range(len(members)), "status": "ok"})
-        for name, frame in (("p", table), ("a", table), ("c", table)):
+        per_image = pd.concat([table.assign(modality=m) for m in ("t1", "flair", "dwi")])
+        for name, frame in (("p", per_image), ("a", table), ("c", table)):
             write_tsv(root / f"{name}{shard}.tsv", frame)
         sources["preprocess"].append(root / f"p{shard}.tsv")
         sources["preprocess_arrays"].append(root / f"p{shard}.npy")
@@ -74,6 +75,15 @@ def test_fitted_parameters_come_from_training_subjects_only(cohort):
     _, fitted_sex = data.build(spec("sex", ("connectivity",), "binary"), split, phenotypes, VARIABLES, sources)
     counts = np.bincount(phenotypes.values.loc[train_ids, "sex"].astype(int), minlength=2)
     assert fitted_sex["class_weights"] == pytest.approx(list(counts.sum() / (2 * counts)), abs=1e-6)
+
+
+def test_an_image_that_was_not_preprocessed_is_an_error(cohort, tmp_path):
+    sources, phenotypes, split = cohort
+    table = pd.read_csv(sources["preprocess"][0], sep="\t", dtype={"subject": str})
+    table.loc[(table.subject == SUBJECTS[0]) & (table.modality == "flair"), "status"] = "excluded"
+    write_tsv(tmp_path / "p0.tsv", table)
+    with pytest.raises(ValueError, match=f"no preprocessed image for sub-{SUBJECTS[0]} flair"):
+        data.build(spec(), split, phenotypes, VARIABLES, {**sources, "preprocess": [tmp_path / "p0.tsv", *sources["preprocess"][1:]]})
 
 
 def test_training_reads_augmented_copies_by_epoch(cohort):

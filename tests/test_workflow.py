@@ -60,7 +60,7 @@ def test_qc_flags_exactly_the_defects_in_the_truth_file(run):
     truth = json.loads((run / "results" / "demo" / "truth.json").read_text())
     qc = read(run / "results" / "qc.tsv")
     failed = set(zip(qc.loc[qc.status == "fail", "subject"], qc.loc[qc.status == "fail", "modality"]))
-    expected = {(d["subject"], d["modality"]) for d in truth["unstripped"] + truth["missing"]}
+    expected = {(d["subject"], d["modality"]) for d in truth["unstripped"] + truth["missing"] + truth["high_motion"]}
     assert failed == expected
     assert len(qc) == len(truth["subjects"]) * 4
 

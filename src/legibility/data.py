@@ -122,9 +122,10 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict):
     if spec.images:
         originals = _index(sources["preprocess"], sources["preprocess_arrays"])
         augmented = _index(sources["augment"], sources["augment_arrays"])
-        missing = [s for split in SPLITS for s in subjects[split] if s not in originals]
+        status = pd.concat([read_tsv(t) for t in sources["preprocess"]]).set_index(["subject", "modality"])["status"]
+        missing = [f"sub-{s} {m}" for split in SPLITS for s in subjects[split] for m in spec.images if status.get((s, m)) != "ok"]
         if missing:
-            raise ValueError(f"{spec.name}: no preprocessed images for subjects {missing[:10]}")
+            raise ValueError(f"{spec.name}: no preprocessed image for {', '.join(missing[:10])}")
         channels = [MODALITIES.index(m) for m in spec.images]
         images = ImageReader(originals, augmented, channels, sources["copies"])
 

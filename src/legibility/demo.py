@@ -12,7 +12,8 @@ BOLD image in BIDS layout. The effects are injected on purpose and written to a 
 
 Images vary as real ones do: voxel size, orientation (not all RAS, some oblique), bias field,
 Rician noise and a small random deformation. A few structural images keep scalp and skull,
-and one subject lacks its FLAIR. The same seed gives the same bytes.
+one subject lacks its FLAIR and one moves too much in the scanner (its confounds table, as
+fMRIPrep writes one, shows it). The same seed gives the same bytes.
 """
 
 import json
@@ -25,7 +26,7 @@ import pandas as pd
 from scipy import ndimage
 
 from . import atlas, template
-from .io import atomic_path, save_nifti
+from .io import atomic_path, save_nifti, write_tsv
 from .seeds import rng
 
 AGE_RANGE = (45.0, 80.0)
@@ -37,23 +38,24 @@ BOLD_TR, BOLD_VOLUMES, BOLD_VOXEL = 2.0, 100, 5.0
 
 
 def plan(n_subjects: int, seed: int, unstripped: int) -> dict:
-    """Which subjects exist, which image is missing and which keep their skull.
+    """Which subjects exist, which image is missing, which keep their skull and who moves.
 
     Cheap and deterministic, so the workflow knows every file before any is written.
     """
     subjects = [f"{i:03d}" for i in range(1, n_subjects + 1)]
     draw = rng(seed, "demo", "plan")
-    picks = draw.choice(n_subjects, size=unstripped + 1, replace=False)
+    picks = draw.choice(n_subjects, size=unstripped + 2, replace=False)
     missing = [{"subject": subjects[picks[0]], "modality": "flair"}]
+    moving = [{"subject": subjects[picks[1]], "modality": "bold"}]
     kinds = draw.choice(["t1", "flair"], size=unstripped)
-    bad = [{"subject": subjects[p], "modality": str(m)} for p, m in zip(picks[1:], kinds)]
-    return {"subjects": subjects, "missing": missing, "unstripped": sorted(bad, key=lambda b: b["subject"])}
+    bad = [{"subject": subjects[p], "modality": str(m)} for p, m in zip(picks[2:], kinds)]
+    return {"subjects": subjects, "missing": missing, "high_motion": moving, "unstripped": sorted(bad, key=lambda b: b["subject"])}
 
 
 def present(the_plan: dict) -> dict:
-    """subject -> modalities that have a file."""
+    """subject -> files it has: images and a confounds table."""
     absent = {(m["subject"], m["modality"]) for m in the_plan["missing"]}
-    modalities = (*STRUCTURAL, "bold")
+    modalities = (*STRUCTURAL, "bold", "confounds")
     return {s: [m for m in modalities if (s, m) not in absent] for s in the_plan["subjects"]}
 
 
@@ -208,7 +210,8 @@ def _intensity_map(modality, row, mni, lesion, unstripped):
     return out.astype(np.float32)
 
 
-def _structural(modality, row, seed, mni, to_template, head_centre, lesion, unstripped):
+def _structural(modality, row, seed, mni, to_template, head_centre, lesion, unstripped, grid=None):
+    """One structural image on its own random grid, or on `grid` = (shape, affine)."""
     draw = rng(seed, "demo", row.subject, modality)
     if modality == "t1":
         zooms = draw.uniform(1.4, 1.8) * (1 + draw.normal(0, 0.02, 3))
@@ -218,7 +221,7 @@ def _structural(modality, row, seed, mni, to_template, head_centre, lesion, unst
         zooms = np.full(3, draw.uniform(2.0, 2.5))
     axcodes = AXCODES[draw.integers(len(AXCODES))]
     oblique = draw.normal(0, 6, 3) if draw.random() < 0.3 else np.zeros(3)
-    shape, affine = _grid(np.array([186.0, 222.0, 200.0]), zooms, axcodes, oblique, head_centre)
+    shape, affine = grid or _grid(np.array([186.0, 222.0, 200.0]), zooms, axcodes, oblique, head_centre)
     world = _world(shape, affine)
     where = to_template(world.reshape(3, -1)).reshape(3, *shape)
     signal = _sample(_intensity_map(modality, row, mni, lesion, unstripped), where, mni["affine"])
@@ -300,6 +303,20 @@ def _bold(row, seed, regions):
     return image
 
 
+def _confounds(row, seed, moving: bool):
+    """Motion parameters as fMRIPrep writes them: a slow random walk, ten times faster for a
+    subject who moves."""
+    draw = rng(seed, "demo", row.subject, "motion")
+    scale = 10.0 if moving else 1.0
+    trans = np.cumsum(draw.normal(0, 0.02 * scale, (BOLD_VOLUMES, 3)), axis=0)
+    rot = np.cumsum(draw.normal(0, 0.0003 * scale, (BOLD_VOLUMES, 3)), axis=0)
+    table = pd.DataFrame(np.hstack([trans, rot]), columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+    steps = table.diff().abs()
+    table["framewise_displacement"] = steps.iloc[:, :3].sum(axis=1) + 50 * steps.iloc[:, 3:].sum(axis=1)
+    table.loc[0, "framewise_displacement"] = np.nan
+    return table.round(6)
+
+
 def _ar1(draw, count, phi=0.7):
     noise = draw.normal(0, 1, (count, BOLD_VOLUMES))
     out = np.empty_like(noise)
@@ -328,8 +345,22 @@ def _prepared_template():
     return mni, (nib.Nifti1Image(labels, labels_img.affine), network)
 
 
-def make_subject(row, seed: int, paths: dict, unstripped: set, prepared=None) -> dict:
-    """Write one subject's images (`paths`: modality -> file); returns what was made."""
+FSL_MNI_1MM = ((182, 218, 182), np.array([[-1.0, 0, 0, 90], [0, 1, 0, -126], [0, 0, 1, -72], [0, 0, 0, 1]]))
+
+
+def t1_1mm(unstripped: bool = False, seed: int = 0):
+    """A realistic 1 mm T1 of a 60-year-old man on FSL's 182x218x182 MNI grid (for benchmarks):
+    noise fills the background of a head, as in a scan before brain extraction."""
+    mni, _ = _prepared_template()
+    row = SimpleNamespace(subject="bench", sex="M", age=60.0, hypertension="no")
+    to_template, head_centre, _ = _subject_geometry(row, seed)
+    lesion = _lesion_map(mni, _lesions(row, seed, mni))
+    image, _ = _structural("t1", row, seed, mni, to_template, head_centre, lesion, unstripped, FSL_MNI_1MM)
+    return image
+
+
+def make_subject(row, seed: int, paths: dict, unstripped: set, moving=False, prepared=None) -> dict:
+    """Write one subject's files (`paths`: modality or "confounds" -> file); returns what was made."""
     mni, regions = prepared or _prepared_template()
     to_template, head_centre, scale = _subject_geometry(row, seed)
     lesions = _lesions(row, seed, mni)
@@ -338,6 +369,9 @@ def make_subject(row, seed: int, paths: dict, unstripped: set, prepared=None) ->
     for modality, path in paths.items():
         if modality == "bold":
             save_nifti(path, _bold(row, seed, regions))
+            continue
+        if modality == "confounds":
+            write_tsv(path, _confounds(row, seed, moving))
             continue
         image, info["images"][modality] = _structural(
             modality, row, seed, mni, to_template, head_centre, lesion, (row.subject, modality) in unstripped
@@ -352,9 +386,10 @@ def make_cohort(config: dict, paths: dict, participants_path, truth_path, worker
     the_plan = plan(demo["n_subjects"], seed, demo["unstripped"])
     table = phenotypes(the_plan["subjects"], seed)
     unstripped = {(u["subject"], u["modality"]) for u in the_plan["unstripped"]}
+    moving = {m["subject"] for m in the_plan["high_motion"]}
     rows = table.assign(subject=the_plan["subjects"]).replace("n/a", np.nan)
     records = [SimpleNamespace(**record) for record in rows.to_dict("records")]  # picklable rows
-    jobs = [(row, seed, paths[row.subject], unstripped) for row in records]
+    jobs = [(row, seed, paths[row.subject], unstripped, row.subject in moving) for row in records]
     if workers > 1:
         import multiprocessing
 
@@ -370,6 +405,7 @@ def make_cohort(config: dict, paths: dict, participants_path, truth_path, worker
         "subjects": the_plan["subjects"],
         "missing": the_plan["missing"],
         "unstripped": the_plan["unstripped"],
+        "high_motion": the_plan["high_motion"],
         "negative_control": "negative_control",
         "effects": EFFECTS,
         "per_subject": dict(zip(the_plan["subjects"], infos)),
@@ -388,8 +424,8 @@ def _init_worker():
     _WORKER["prepared"] = _prepared_template()
 
 
-def _make_in_worker(row, seed, paths, unstripped):
-    return make_subject(row, seed, paths, unstripped, prepared=_WORKER["prepared"])
+def _make_in_worker(*job):
+    return make_subject(*job, prepared=_WORKER["prepared"])
 
 
 EFFECTS = {

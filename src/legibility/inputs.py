@@ -24,21 +24,26 @@ def check_label(label: str, where: str) -> str:
     return label
 
 
-def discover(root, templates: dict, include=(), exclude=()) -> dict:
-    """subject -> {modality: path} from the path templates, with Snakemake's glob_wildcards."""
+def discover(root, templates: dict, include=(), exclude=()):
+    """(subject -> {modality: path}, rejected) from the path templates, with Snakemake's
+    glob_wildcards. A file whose label is not a BIDS label is rejected, not read: `rejected`
+    lists it (subject, modality, path, reason) so QC can report it; other subjects go on."""
     from snakemake.io import glob_wildcards
 
     for label in (*include, *exclude):
         check_label(label, "inputs.include/exclude")
-    found = {}
+    found, rejected = {}, []
     for modality, pattern in templates.items():
         for subject in glob_wildcards(os.path.join(root, pattern)).subject:
             path = os.path.join(root, pattern.format(subject=subject))
-            check_label(subject, path)
-            found.setdefault(subject, {})[modality] = path
+            if LABEL.match(subject):
+                found.setdefault(subject, {})[modality] = path
+            else:
+                reason = f"subject label {subject!r} is not a BIDS label (letters and digits only): not read"
+                rejected.append({"subject": subject, "modality": modality, "path": path, "status": "fail", "reasons": reason})
     if include:
         found = {s: found.get(s, {}) for s in include}
-    return {s: found[s] for s in sorted(found) if s not in set(exclude)}
+    return {s: found[s] for s in sorted(found) if s not in set(exclude)}, rejected
 
 
 class Phenotypes:
@@ -57,8 +62,11 @@ class Phenotypes:
         return [names[int(c)] if pd.notna(c) else None for c in codes]
 
 
-def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dict) -> Phenotypes:
-    """Load and validate; raises ConfigError listing every problem found."""
+def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dict, with_images=None) -> Phenotypes:
+    """Load and validate; raises ConfigError listing every problem found.
+
+    With `with_images` (the subjects that have images), a row for any other subject is a
+    problem too: usually a mismatch of labels (check subject_column and strip_prefix)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"phenotypes.path: {path} does not exist")
@@ -81,6 +89,12 @@ def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dic
     for row, label in subjects.items():
         if not LABEL.match(label):
             problems.append(f"{path}, row {row + 2}, column {subject_column!r}: {label!r} is not a BIDS subject label")
+    if with_images is not None:
+        strangers = subjects[~subjects.isin(set(with_images)) & subjects.str.match(LABEL.pattern)]
+        for row, label in list(strangers.items())[:10]:
+            problems.append(f"{path}, row {row + 2}, column {subject_column!r}: subject {label!r} has no images")
+        if len(strangers) > 10:
+            problems.append(f"{path}: {len(strangers) - 10} more rows of subjects without images")
     for label in subjects[subjects.duplicated()].unique():
         rows = ", ".join(str(r + 2) for r in subjects.index[subjects == label])
         problems.append(f"{path}, rows {rows}, column {subject_column!r}: subject {label!r} appears more than once")
@@ -113,8 +127,3 @@ def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dic
     frame = pd.DataFrame(values, index=raw.index).astype(float)
     frame.index = pd.Index(subjects.to_numpy(), name="subject")
     return Phenotypes(frame, levels)
-
-
-def phenotypes_from_config(config: dict) -> Phenotypes:
-    spec = config["phenotypes"]
-    return read_phenotypes(spec["path"], spec["subject_column"], spec["strip_prefix"], spec["variables"])

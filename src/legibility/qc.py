@@ -71,13 +71,26 @@ def check_structural(path, thresholds: dict) -> dict:
     return _decision(metrics, reasons)
 
 
-def check_bold(path, thresholds: dict) -> dict:
-    """Metrics and decision for a resting-state BOLD series in standard space."""
+def check_bold(path, thresholds: dict, confounds=None) -> dict:
+    """Metrics and decision for a resting-state BOLD series in standard space; with a
+    confounds table, framewise displacement too."""
     try:
         image, data = load(path, ndim=4)
     except ValueError as error:
         return {"status": "fail", "reasons": str(error)}
     metrics, reasons = {}, []
+    if confounds is not None:
+        try:
+            fd = framewise_displacement(confounds)
+        except ValueError as error:
+            reasons.append(f"confounds {confounds}: {error}")
+        else:
+            metrics["mean_fd_mm"] = round(float(fd.mean()), 4)
+            metrics["high_motion_fraction"] = round(float((fd > 0.5).mean()), 4)
+            if len(fd) != data.shape[3]:
+                reasons.append(f"confounds {confounds} has {len(fd)} rows for {data.shape[3]} volumes")
+            if metrics["mean_fd_mm"] > thresholds["bold_max_mean_fd"]:
+                reasons.append(f"mean framewise displacement {metrics['mean_fd_mm']:.2f} mm (max {thresholds['bold_max_mean_fd']})")
     zooms = image.header.get_zooms()
     metrics["n_volumes"] = data.shape[3]
     metrics["tr_s"] = round(float(zooms[3]), 4) if len(zooms) > 3 else 0.0
@@ -99,6 +112,28 @@ def check_bold(path, thresholds: dict) -> dict:
             f"(min {thresholds['bold_min_coverage']:.0%}): not in standard space, or cropped?"
         )
     return _decision(metrics, reasons)
+
+
+MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+
+
+def framewise_displacement(confounds, radius_mm: float = 50.0):
+    """Per-volume FD (Power et al. 2012): summed absolute changes of the six motion
+    parameters, rotations (radians) as arc length on a 50 mm sphere; 0 for the first volume.
+    Taken from a `framewise_displacement` column where the table has one (fMRIPrep)."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(confounds, sep="\t", na_values=["n/a"])
+    except Exception as error:
+        raise ValueError(f"cannot be read as a TSV ({type(error).__name__}: {error})") from None
+    if "framewise_displacement" in table:
+        return table["framewise_displacement"].fillna(0).to_numpy(float)
+    missing = [c for c in MOTION if c not in table]
+    if missing:
+        raise ValueError(f"has neither framewise_displacement nor the motion columns {', '.join(missing)}")
+    steps = table[MOTION].diff().abs().fillna(0).to_numpy(float)
+    return steps[:, :3].sum(axis=1) + radius_mm * steps[:, 3:].sum(axis=1)
 
 
 def _decision(metrics, reasons):
@@ -126,6 +161,8 @@ def _header(image, thresholds):
     linear = image.affine[:3, :3]
     if not np.isfinite(linear).all() or abs(np.linalg.det(linear)) < 1e-6:
         reasons.append("affine is degenerate (orientation unknown)")
+    if hasattr(image.header, "get_sform") and not (image.header["sform_code"] or image.header["qform_code"]):
+        reasons.append("no orientation in the header (sform and qform codes are 0)")
     return metrics, reasons
 
 
@@ -177,7 +214,8 @@ def _coverage(foreground, affine):
 QC_COLUMNS = [
     "subject", "modality", "status", "reasons", "path", "shape", "voxel_mm", "orientation",
     "anisotropy", "fov_min_mm", "volume_ml", "outside_fraction", "extent_x_mm", "extent_y_mm",
-    "extent_z_mm", "boundary_ratio", "n_volumes", "tr_s", "brain_coverage",
+    "extent_z_mm", "boundary_ratio", "n_volumes", "tr_s", "brain_coverage", "mean_fd_mm",
+    "high_motion_fraction",
 ]  # fmt: skip
 
 
@@ -189,16 +227,94 @@ def check_subject(subject, paths: dict, expected, thresholds: dict) -> list:
         if path is None:
             row = {"status": "fail", "reasons": f"no {modality} image found for this subject"}
         elif modality == "bold":
-            row = check_bold(path, thresholds)
+            row = check_bold(path, thresholds, paths.get("confounds"))
         else:
             row = check_structural(path, thresholds)
         rows.append({"subject": subject, "modality": modality, "path": str(path or ""), **row})
     return rows
 
 
-def run_shard(images: dict, expected, thresholds: dict):
-    """QC table of a shard: `images` maps subject -> {modality: path}."""
+def run_shard(images: dict, expected, thresholds: dict, montage_dir=None):
+    """QC table of a shard (`images`: subject -> {modality: path}); with `montage_dir`, a
+    montage PNG of every failed image there is, named sub-<id>_<modality>.png."""
+    import logging
+    from pathlib import Path
+
     import pandas as pd
 
+    log = logging.getLogger("legibility.qc")
     rows = [row for subject in sorted(images) for row in check_subject(subject, images[subject], expected, thresholds)]
+    for row in rows:
+        if row["status"] != "fail":
+            continue
+        log.warning("sub-%s %s failed QC (%s): %s", row["subject"], row["modality"], row["path"] or "no file", row["reasons"])
+        if montage_dir is not None and row["path"]:
+            from .io import save_figure
+
+            save_figure(Path(montage_dir) / f"sub-{row['subject']}_{row['modality']}.png", montage(row))
+    if montage_dir is not None:
+        Path(montage_dir).mkdir(parents=True, exist_ok=True)
     return pd.DataFrame(rows).reindex(columns=QC_COLUMNS)
+
+
+def montage(row):
+    """Three orthogonal slices through the image (its first volume), with the QC verdict."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.6))
+    for ax in axes:
+        ax.axis("off")
+    try:
+        image = nib.as_closest_canonical(nib.load(row["path"]))
+        data = np.asanyarray(image.dataobj, dtype=np.float32)
+        data = np.nan_to_num(data[..., 0] if data.ndim == 4 else data.reshape(data.shape[:3]))
+        high = np.percentile(data, 99.5) or 1.0
+        for ax, view in zip(axes, (data[data.shape[0] // 2], data[:, data.shape[1] // 2], data[:, :, data.shape[2] // 2])):
+            ax.imshow(np.rot90(view), cmap="gray", vmin=0, vmax=high)
+    except Exception as error:  # unreadable: the montage says so
+        axes[1].text(0.5, 0.5, f"cannot be shown:\n{type(error).__name__}", ha="center", va="center")
+    title = f"sub-{row['subject']} {row['modality']}: FAIL\n{row['reasons']}"
+    fig.suptitle(title if len(title) < 260 else title[:257] + "...", fontsize=8, wrap=True)
+    return fig
+
+
+PANELS = [  # metric, axis label, threshold keys (low, high)
+    ("volume_ml", "foreground volume (ml)", ("min_volume_ml", "max_volume_ml")),
+    ("outside_fraction", "signal outside the brain", (None, "max_outside_fraction")),
+    ("extent_max_mm", "largest extent (mm)", (None, "max_extent_mm")),
+    ("anisotropy", "voxel anisotropy", (None, "max_anisotropy")),
+    ("brain_coverage", "BOLD coverage of the MNI brain", ("bold_min_coverage", None)),
+    ("mean_fd_mm", "BOLD mean framewise displacement (mm)", (None, "bold_max_mean_fd")),
+]
+
+
+def figure(table, thresholds: dict):
+    """Distributions of the QC metrics over the cohort, failures in red, thresholds dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = table.assign(extent_max_mm=table[["extent_x_mm", "extent_y_mm", "extent_z_mm"]].max(axis=1))
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    for ax, (column, label, (low, high)) in zip(axes.ravel(), PANELS):
+        values = table[[column, "status"]].dropna()
+        if values.empty:
+            ax.set_axis_off()
+            ax.set_title(f"{label}: no data", fontsize=9)
+            continue
+        bins = np.histogram_bin_edges(values[column], bins=30)
+        for status, colour in (("pass", "tab:grey"), ("fail", "tab:red")):
+            ax.hist(values.loc[values.status == status, column], bins=bins, color=colour, alpha=0.8, label=status)
+        for key in (low, high):
+            if key:
+                ax.axvline(thresholds[key], color="black", ls="--", lw=1)
+        ax.set_xlabel(label, fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    failed = table[table.status == "fail"]
+    fig.suptitle(f"QC of {table.subject.nunique()} subjects: {len(failed)} of {len(table)} images failed (dashed: thresholds)")
+    fig.tight_layout()
+    return fig

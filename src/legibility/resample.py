@@ -95,7 +95,8 @@ def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, 
 
     log = logging.getLogger("legibility.resample")
     subjects = sorted(images)
-    passed = set(zip(qc_table.loc[qc_table["status"] == "pass", "subject"].astype(str), qc_table["modality"]))
+    ok = qc_table[qc_table["status"] == "pass"]
+    passed = set(zip(ok["subject"], ok["modality"]))
     rows = []
     with contextlib.ExitStack() as stack:
         arrays = {

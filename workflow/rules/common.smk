@@ -21,16 +21,20 @@ try:
     SPECS = grid.expand_grid(config)
     if config["demo"]["enabled"]:
         _plan = demo.plan(config["demo"]["n_subjects"], config["seed"], config["demo"]["unstripped"])
-        IMAGES = demo.image_paths(_plan, config["inputs"]["root"], config["inputs"]["templates"])
+        IMAGES, REJECTED = demo.image_paths(_plan, config["inputs"]["root"], config["inputs"]["templates"]), []
     else:
-        IMAGES = inputs.discover(config["inputs"]["root"], config["inputs"]["templates"],
-                                 config["inputs"]["include"], config["inputs"]["exclude"])  # fmt: skip
+        IMAGES, REJECTED = inputs.discover(config["inputs"]["root"], config["inputs"]["templates"],
+                                           config["inputs"]["include"], config["inputs"]["exclude"])  # fmt: skip
+    SUBJECTS = sorted(IMAGES)
+    if not SUBJECTS:
+        raise grid.ConfigError(f"no subject found under {config['inputs']['root']} with the path templates in inputs.templates")
+    if not config["demo"]["enabled"]:  # the demo's table is made by a rule; a user's is checked before any job
+        _pheno = config["phenotypes"]
+        inputs.read_phenotypes(_pheno["path"], _pheno["subject_column"], _pheno["strip_prefix"], _pheno["variables"],
+                               None if _pheno["allow_rows_without_images"] else SUBJECTS)  # fmt: skip
 except grid.ConfigError as error:
     raise WorkflowError(str(error))
 
-SUBJECTS = sorted(IMAGES)
-if not SUBJECTS:
-    raise WorkflowError(f"no subject found under {config['inputs']['root']} with the path templates in inputs.templates")
 EXPECTED = [m for m in (*MODALITIES, BOLD) if m in config["inputs"]["templates"]]
 _needed = {m for spec in SPECS.values() for m in spec.raw_modalities} - set(EXPECTED)
 if _needed:

@@ -3,9 +3,16 @@
 
 rule qc_shard:
     input:
-        shard_files(EXPECTED),
+        shard_files([*EXPECTED, "confounds"]),
     output:
-        "results/qc/shard-{shard}.tsv",
+        table="results/qc/shard-{shard}.tsv",
+        montages=report(
+            directory("results/qc/montages/shard-{shard}"),
+            patterns=["{name}.png"],
+            caption="../report/qc_montage.rst",
+            category="Quality control",
+            subcategory="Failed images",
+        ),
     params:
         images=shard_images,
         expected=EXPECTED,
@@ -26,10 +33,19 @@ rule qc_table:
     input:
         per_shard("results/qc/shard-{shard}.tsv"),
     output:
-        "results/qc.tsv",
+        table="results/qc.tsv",
+        figure=report(
+            "results/qc/qc_metrics.png",
+            caption="../report/qc_metrics.rst",
+            category="Quality control",
+        ),
+    params:
+        rejected=REJECTED,
+        thresholds=config["qc"],
     log:
         "logs/qc_table.log",
     conda:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/qc_table.py"
+

@@ -1,0 +1,186 @@
+"""Bad input through the real workflow: each problem is named with its file, the subject is
+excluded and listed, the other subjects go on, and nothing already computed is lost."""
+
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+from legibility import demo
+
+pytestmark = pytest.mark.workflow
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+TEMPLATES = {
+    "t1": "sub-{subject}/anat/sub-{subject}_desc-brain_T1w.nii.gz",
+    "flair": "sub-{subject}/anat/sub-{subject}_desc-brain_FLAIR.nii.gz",
+    "dwi": "sub-{subject}/dwi/sub-{subject}_param-MD_dwimap.nii.gz",
+    "bold": "sub-{subject}/func/sub-{subject}_task-rest_bold.nii.gz",
+    "confounds": "sub-{subject}/func/sub-{subject}_task-rest_desc-confounds_timeseries.tsv",
+}
+# subject -> (modality, what QC must say); "06" is LPS, which is fine and must pass
+DEFECTS = {
+    "01": ("t1", "truncated"),
+    "02": ("flair", "not a readable NIfTI"),
+    "03": ("t1", "expected a 3D image"),
+    "04": ("dwi", "image is empty"),
+    "05": ("t1", "NaN or infinite"),
+    "07": ("flair", "longer on one axis"),
+    "08": ("t1", "not skull-stripped"),
+    "09": ("flair", "no flair image found"),
+    "..": ("t1", "not a BIDS label"),
+}
+
+
+def path(root, subject, modality):
+    return root / TEMPLATES[modality].format(subject=subject)
+
+
+def write_subject(root, subject, row, prepared, unstripped=False):
+    paths = {m: path(root, subject, m) for m in TEMPLATES}
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    demo.make_subject(SimpleNamespace(**{**row, "subject": subject}), 3, paths, {(subject, "t1")} if unstripped else set(), prepared=prepared)
+
+
+def corrupt(root):
+    t1 = path(root, "01", "t1")
+    t1.write_bytes(t1.read_bytes()[: t1.stat().st_size // 2])
+    path(root, "02", "flair").write_bytes(gzip.compress(b"FLAIR export failed\n"))
+    image = nib.load(path(root, "03", "t1"))
+    nib.save(nib.Nifti1Image(np.stack([image.get_fdata()] * 2, axis=3).astype(np.float32), image.affine), path(root, "03", "t1"))
+    image = nib.load(path(root, "04", "dwi"))
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine), path(root, "04", "dwi"))
+    image = nib.load(path(root, "05", "t1"))
+    data = image.get_fdata().astype(np.float32)
+    data[10:12, 10:12, 10:12] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine), path(root, "05", "t1"))
+    image = nib.load(path(root, "06", "t1"))
+    lps = nib.orientations.ornt_transform(nib.io_orientation(image.affine), nib.orientations.axcodes2ornt("LPS"))
+    nib.save(image.as_reoriented(lps), path(root, "06", "t1"))
+    image = nib.load(path(root, "07", "flair"))
+    nib.save(nib.Nifti1Image(image.get_fdata().astype(np.float32), np.diag([1.0, 1.0, 5.0, 1.0])), path(root, "07", "flair"))
+    path(root, "09", "flair").unlink()
+    bad_label = root / "sub-.." / "anat"
+    bad_label.mkdir(parents=True)
+    shutil.copy(path(root, "10", "t1"), bad_label / "sub-.._desc-brain_T1w.nii.gz")
+
+
+def snakemake(workdir, *args, check=True):
+    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", "--configfile", str(workdir / "study.yaml"), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if check and result.returncode:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    root = workdir / "bids"
+    subjects = [f"{i:02d}" for i in range(1, 21)]
+    table = demo.phenotypes(subjects, seed=3)
+    table.to_csv(workdir / "participants.tsv", sep="\t", index=False)
+    rows = table.assign(subject=subjects).replace("n/a", np.nan).set_index("subject")
+    prepared = demo._prepared_template()
+    for subject in subjects:
+        write_subject(root, subject, rows.loc[subject].to_dict(), prepared, unstripped=subject == "08")
+    corrupt(root)
+    config = {
+        "demo": {"enabled": False},
+        "inputs": {"root": str(root), "templates": TEMPLATES},
+        "phenotypes": {"path": str(workdir / "participants.tsv"), "variables": {"sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]}}},
+        "shards": 2,
+        "preprocess": {"resolutions": [64]},
+        "augment": {"copies": 1},
+        "atlas": {"n_regions": 16},
+        "connectivity": {"drop_volumes": 2},
+        "training": {"epochs": 2, "patience": 2, "threads": 1, "workers": 0, "gpu": 0},
+        "model": {"channels": [4, 8], "connectivity_hidden": [8], "metadata_hidden": [8], "head_hidden": 8},
+        "grid": [{"targets": ["sex"], "input_sets": [["t1"], ["flair"], ["connectivity"]]}],
+    }  # fmt: skip
+    (workdir / "study.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(ROOT / "config", workdir / "config")
+    snakemake(workdir)
+    return workdir
+
+
+def read(path):
+    return pd.read_csv(path, sep="\t", dtype={"subject": str})
+
+
+def test_each_problem_is_named_with_its_file(study):
+    qc = read(study / "results" / "qc.tsv").set_index(["subject", "modality"])
+    failed = set(qc.index[qc.status == "fail"])
+    assert failed == {(s, m) for s, (m, _) in DEFECTS.items()}
+    for subject, (modality, message) in DEFECTS.items():
+        row = qc.loc[(subject, modality)]
+        assert message in row.reasons, (subject, row.reasons)
+        if subject != "09":  # a missing file has no path to name
+            assert row.path.endswith(TEMPLATES[modality].format(subject=subject))
+    assert qc.loc[("06", "t1"), "status"] == "pass" and qc.loc[("06", "t1"), "orientation"] == "LPS"
+    log = (study / "logs" / "qc_table.log").read_text()
+    assert "sub-01 t1" in log and str(path(study / "bids", "01", "t1")) in log
+
+
+def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
+    splits = read(study / "results" / "splits.tsv").set_index("subject")
+    excluded = set(splits.index[splits.split == "excluded"])
+    # sex models read t1, flair and BOLD: a DWI problem (04) does not exclude from them
+    assert excluded == {"01", "02", "03", "05", "07", "08", "09"}
+    assert all(splits.loc[s, "reason"].startswith("failed QC") for s in excluded)
+    assert ".." not in splits.index  # never read, never used in a path
+    performance = read(study / "results" / "performance.tsv")
+    assert len(performance) == 3 and (performance.n_test > 0).all()
+    montages = {p.name for p in (study / "results" / "qc" / "montages").rglob("*.png")}
+    assert montages == {f"sub-{s}_{m}.png" for s, (m, _) in DEFECTS.items() if s not in ("09", "..")}
+    assert (study / "results" / "qc" / "qc_metrics.png").stat().st_size > 0
+
+
+def test_a_new_bad_subject_reruns_only_its_shard_and_loses_nothing(study):
+    """The other shard's per-subject work (QC, preprocessing, connectivity) is kept as it is.
+    (Augmentation reruns: a new subject re-draws the cohort's stratified split.)"""
+    rows = read(study / "participants.tsv").assign(subject=lambda t: t.participant_id.str[4:]).set_index("subject")
+    write_subject(study / "bids", "21", rows.loc["11"].replace("n/a", np.nan).to_dict(), demo._prepared_template())
+    bold = path(study / "bids", "21", "bold")
+    image = nib.load(bold)
+    nib.save(nib.Nifti1Image(image.get_fdata()[..., 0].astype(np.float32), image.affine), bold)  # 3D, not a series
+    participants = pd.read_csv(study / "participants.tsv", sep="\t", dtype=str)
+    new = participants[participants.participant_id == "sub-11"].assign(participant_id="sub-21")
+    pd.concat([participants, new]).to_csv(study / "participants.tsv", sep="\t", index=False)
+    from legibility.shards import shard_of
+
+    other = f"{1 - shard_of('21', 2):03d}"
+    per_subject = [study / "results" / stage for stage in ("qc", "preprocessed", "connectivity")]
+    kept = {p: p.stat().st_mtime_ns for folder in per_subject for p in folder.rglob(f"shard-{other}*") if p.is_file()}
+    assert len(kept) >= 4
+    snakemake(study)
+    qc = read(study / "results" / "qc.tsv").set_index(["subject", "modality"])
+    assert "expected a 4D image" in qc.loc[("21", "bold"), "reasons"]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+
+
+def test_phenotype_problems_stop_the_run_before_any_job(study, tmp_path):
+    table = pd.read_csv(study / "participants.tsv", sep="\t", dtype=str)
+    table.loc[2, "sex"] = "male"
+    table = pd.concat([table, table.iloc[[4]]])
+    broken = tmp_path / "participants.tsv"
+    table.to_csv(broken, sep="\t", index=False)
+    config = yaml.safe_load((study / "study.yaml").read_text())
+    config["phenotypes"]["path"] = str(broken)
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    result = snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert f"{broken}, row 4, column 'sex': 'male' is not one of ['F', 'M']" in message
+    assert "appears more than once" in message
+    assert not (tmp_path / "results").exists()
