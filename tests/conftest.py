@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -8,6 +10,18 @@ import yaml
 from legibility.config import validated  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def run_snakemake(workdir, *args, configfile=None, check=True):
+    """The real snakemake CLI on this repository's Snakefile, in `workdir`, on 2 cores."""
+    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    if configfile:
+        command += ["--configfile", str(configfile)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if check and result.returncode:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@ excluded and listed, the other subjects go on, and nothing already computed is l
 
 import gzip
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import nibabel as nib
@@ -14,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, run_snakemake
 from legibility import demo
+from legibility.io import read_tsv
 
 pytestmark = pytest.mark.workflow
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TEMPLATES = {
     "t1": "sub-{subject}/anat/sub-{subject}_desc-brain_T1w.nii.gz",
     "flair": "sub-{subject}/anat/sub-{subject}_desc-brain_FLAIR.nii.gz",
@@ -75,11 +72,7 @@ def corrupt(root):
 
 
 def snakemake(workdir, *args, check=True):
-    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", "--configfile", str(workdir / "study.yaml"), *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if check and result.returncode:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
+    return run_snakemake(workdir, *args, configfile=workdir / "study.yaml", check=check)
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +106,8 @@ def study(tmp_path_factory):
     return workdir
 
 
-def read(path):
-    return pd.read_csv(path, sep="\t", dtype={"subject": str})
-
-
 def test_each_problem_is_named_with_its_file(study):
-    qc = read(study / "results" / "qc.tsv").set_index(["subject", "modality"])
+    qc = read_tsv(study / "results" / "qc.tsv").set_index(["subject", "modality"])
     failed = set(qc.index[qc.status == "fail"])
     assert failed == {(s, m) for s, (m, _) in DEFECTS.items()}
     for subject, (modality, message) in DEFECTS.items():
@@ -132,13 +121,13 @@ def test_each_problem_is_named_with_its_file(study):
 
 
 def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
-    splits = read(study / "results" / "splits.tsv").set_index("subject")
+    splits = read_tsv(study / "results" / "splits.tsv").set_index("subject")
     excluded = set(splits.index[splits.split == "excluded"])
     # sex models read t1, flair and BOLD: a DWI problem (04) does not exclude from them
     assert excluded == {"01", "02", "03", "05", "07", "08", "09"}
     assert all(splits.loc[s, "reason"].startswith("failed QC") for s in excluded)
     assert ".." not in splits.index  # never read, never used in a path
-    performance = read(study / "results" / "performance.tsv")
+    performance = read_tsv(study / "results" / "performance.tsv")
     assert len(performance) == 3 and (performance.n_test > 0).all()
     montages = {p.name for p in (study / "results" / "qc" / "montages").rglob("*.png")}
     assert montages == {f"sub-{s}_{m}.png" for s, (m, _) in DEFECTS.items() if s not in ("09", "..")}
@@ -148,7 +137,7 @@ def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
 def test_a_new_bad_subject_reruns_only_its_shard_and_loses_nothing(study):
     """The other shard's per-subject work (QC, preprocessing, connectivity) is kept as it is.
     (Augmentation reruns: a new subject re-draws the cohort's stratified split.)"""
-    rows = read(study / "participants.tsv").assign(subject=lambda t: t.participant_id.str[4:]).set_index("subject")
+    rows = read_tsv(study / "participants.tsv").assign(subject=lambda t: t.participant_id.str[4:]).set_index("subject")
     write_subject(study / "bids", "21", rows.loc["11"].replace("n/a", np.nan).to_dict(), demo._prepared_template())
     bold = path(study / "bids", "21", "bold")
     image = nib.load(bold)
@@ -163,7 +152,7 @@ def test_a_new_bad_subject_reruns_only_its_shard_and_loses_nothing(study):
     kept = {p: p.stat().st_mtime_ns for folder in per_subject for p in folder.rglob(f"shard-{other}*") if p.is_file()}
     assert len(kept) >= 4
     snakemake(study)
-    qc = read(study / "results" / "qc.tsv").set_index(["subject", "modality"])
+    qc = read_tsv(study / "results" / "qc.tsv").set_index(["subject", "modality"])
     assert "expected a 4D image" in qc.loc[("21", "bold"), "reasons"]
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
 

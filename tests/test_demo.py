@@ -67,7 +67,7 @@ def test_same_seed_gives_same_bytes(two_subjects):
 
 
 def test_images_vary_in_geometry_and_carry_effects(two_subjects, demo_config):
-    (woman, _), (man, man_info) = two_subjects["a", "001"], two_subjects["a", "002"]
+    (woman, _), (man, _) = two_subjects["a", "001"], two_subjects["a", "002"]
     thresholds = demo_config["qc"]
     volumes = {}
     for name, paths in (("woman", woman), ("man", man)):

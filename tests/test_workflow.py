@@ -7,44 +7,29 @@ on the demo itself.
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, run_snakemake
+from legibility.io import read_tsv
 
 pytestmark = pytest.mark.workflow
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
-
-def snakemake(workdir, *args, check=True):
-    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if check and result.returncode:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
     shutil.copytree(ROOT / "config", workdir / "config")
-    snakemake(workdir)
+    run_snakemake(workdir)
     return workdir
-
-
-def read(path):
-    return pd.read_csv(path, sep="\t", dtype={"subject": str})
 
 
 def test_contract_files(run):
     for name in ("qc.tsv", "splits.tsv", "performance.tsv", "performance_grid.png"):
         assert (run / "results" / name).stat().st_size > 0, name
-    performance = read(run / "results" / "performance.tsv")
+    performance = read_tsv(run / "results" / "performance.tsv")
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     assert len(performance) == sum(len(e["targets"]) * len(e["input_sets"]) for e in config["grid"])
     for model in performance["model"]:
@@ -53,12 +38,12 @@ def test_contract_files(run):
 
 
 def test_nothing_to_do_after_a_complete_run(run):
-    assert "Nothing to be done" in snakemake(run, "-n").stdout
+    assert "Nothing to be done" in run_snakemake(run, "-n").stdout
 
 
 def test_qc_flags_exactly_the_defects_in_the_truth_file(run):
     truth = json.loads((run / "results" / "demo" / "truth.json").read_text())
-    qc = read(run / "results" / "qc.tsv")
+    qc = read_tsv(run / "results" / "qc.tsv")
     failed = set(zip(qc.loc[qc.status == "fail", "subject"], qc.loc[qc.status == "fail", "modality"]))
     expected = {(d["subject"], d["modality"]) for d in truth["unstripped"] + truth["missing"] + truth["high_motion"]}
     assert failed == expected
@@ -66,24 +51,24 @@ def test_qc_flags_exactly_the_defects_in_the_truth_file(run):
 
 
 def test_every_model_of_a_target_is_tested_on_the_same_subjects(run):
-    splits = read(run / "results" / "splits.tsv")
+    splits = read_tsv(run / "results" / "splits.tsv")
     for target in ("sex", "age", "negative_control"):
         expected = set(splits[(splits.target == target) & (splits.split == "test")].subject)
         for model in (run / "results" / "models").glob(f"{target}__*"):
-            predictions = read(model / "predictions.tsv")
+            predictions = read_tsv(model / "predictions.tsv")
             assert set(predictions[predictions.split == "test"].subject) == expected
     excluded = splits[splits.split == "excluded"]
     assert (excluded.reason.str.len() > 0).all()  # listed with a reason, never silently dropped
 
 
 def test_augmentation_cache_holds_training_subjects_only(run):
-    assigned = read(run / "results" / "splits" / "subjects.tsv").set_index("subject")["split"]
-    cached = pd.concat([read(p) for p in (run / "results" / "augment").glob("*.tsv")])
+    assigned = read_tsv(run / "results" / "splits" / "subjects.tsv").set_index("subject")["split"]
+    cached = pd.concat([read_tsv(p) for p in (run / "results" / "augment").glob("*.tsv")])
     assert len(cached) > 0 and (assigned[cached.subject] == "train").all()
 
 
 def test_sex_and_age_are_predicted_and_the_negative_control_is_not(run):
-    performance = read(run / "results" / "performance.tsv")
+    performance = read_tsv(run / "results" / "performance.tsv")
     best = performance.groupby("target")["score"].max()
     assert best["sex"] >= 0.8  # balanced accuracy
     assert best["age"] >= 0.5  # R²
@@ -91,11 +76,10 @@ def test_sex_and_age_are_predicted_and_the_negative_control_is_not(run):
 
 
 def test_report(run):
-    snakemake(run, "--report", str(run / "report.html"))
+    run_snakemake(run, "--report", str(run / "report.html"))
     assert (run / "report.html").stat().st_size > 10_000
 
 
 def test_lint_is_clean():
-    result = subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(ROOT), "--lint"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_snakemake(ROOT, "--lint")
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
