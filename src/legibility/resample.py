@@ -1,14 +1,18 @@
 """Structural preprocessing: any orientation in, RAS cubes of 128³ and 64³ out.
 
-The finest grid is sampled once, trilinearly, straight from the source voxels (one affine
-transform covers reorientation, obliquity and voxel size); coarser grids are 2x2x2 means of
-finer ones, which is faster than resampling again and avoids aliasing.
+The finest grid is sampled once, trilinearly, straight from the source voxels; coarser grids
+are 2x2x2 means of finer ones (faster than resampling again, and no aliasing). Most scans are
+axis-aligned, so the trilinear map onto the RAS grid separates into three one-dimensional
+passes: the same numbers as scipy's affine_transform (order 1, constant mode) at a fraction of
+the cost. Oblique scans take the general affine path.
 """
 
 import numpy as np
 from scipy import ndimage
 
 from .qc import FOREGROUND
+
+STATS_STEP = 4  # brain statistics (threshold, centre, clamp values) from every 4th voxel per axis
 
 
 def brain_grid(centre, size: int, fov_mm: float):
@@ -27,25 +31,72 @@ def foreground(data):
 def resample(data, affine, target_affine, shape, order=1):
     """Sample `data` (voxel-to-world `affine`) on the grid of `target_affine` and `shape`."""
     to_source = np.linalg.inv(affine) @ target_affine
+    if order == 1 and _axis_aligned(to_source[:3, :3]):
+        return _separable(data, to_source, shape)
     return ndimage.affine_transform(
         data, to_source[:3, :3], offset=to_source[:3, 3], output_shape=shape,
         order=order, mode="constant", cval=0.0, prefilter=False,
     )  # fmt: skip
 
 
+def _axis_aligned(linear, tolerance=1e-6):
+    big = np.abs(linear) > tolerance * np.abs(linear).max()
+    return bool((big.sum(axis=0) == 1).all() and (big.sum(axis=1) == 1).all())
+
+
+def _separable(data, to_source, shape):
+    """Trilinear resampling of an axis-aligned map, one axis at a time.
+
+    Passes run on the C-ordered view of the data (for NIfTI's Fortran-ordered arrays, the
+    transpose), outermost axis first, so every pass reads memory in order; the small result is
+    transposed to the output's axes once at the end.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    layout = (2, 1, 0) if data.flags.f_contiguous and not data.flags.c_contiguous else (0, 1, 2)
+    volume = data.transpose(layout)  # axis a of volume is source axis layout[a]
+    output_of = {int(np.abs(to_source[:3, o]).argmax()): o for o in range(3)}  # source axis -> output axis
+    for a, s in enumerate(layout):
+        o = output_of[s]
+        volume = _lerp(volume, a, to_source[s, o] * np.arange(shape[o]) + to_source[s, 3])
+    return np.ascontiguousarray(volume.transpose(np.argsort([output_of[s] for s in layout])))
+
+
+def _lerp(volume, axis, coords):
+    """Linear interpolation along one axis at `coords`; 0 outside [0, n - 1] (scipy's constant mode)."""
+    n = volume.shape[axis]
+    low = np.clip(np.floor(coords).astype(int), 0, max(n - 2, 0))
+    weight = (coords - low).astype(np.float32)
+    inside = (coords >= 0) & (coords <= n - 1)
+    view = [1, 1, 1]
+    view[axis] = len(coords)
+    upper = np.where(inside, weight, 0).reshape(view)
+    out = np.take(volume, low, axis=axis)
+    out *= np.where(inside, 1 - weight, 0).reshape(view)
+    if n > 1:
+        above = np.take(volume, low + 1, axis=axis)
+        above *= upper
+        out += above
+    else:
+        out += np.take(volume, low, axis=axis) * upper
+    return out
+
+
 def halve(volume, affine):
     """2x2x2 block mean, and the affine of the coarser grid."""
-    n = volume.shape[0] // 2
-    out = volume.reshape(n, 2, n, 2, n, 2).mean(axis=(1, 3, 5), dtype=np.float32)
+    out = volume[0::2] + volume[1::2]  # pairwise sums, axis by axis: 25 times faster than reshape-mean
+    out = out[:, 0::2] + out[:, 1::2]
+    out = out[:, :, 0::2] + out[:, :, 1::2]
+    out *= np.float32(0.125)
     coarse = affine.copy()
     coarse[:3, :3] *= 2
     coarse[:3, 3] += affine[:3, :3] @ np.full(3, 0.5)
     return out, coarse
 
 
-def normalise(volume, mask, percentiles, method):
-    """Clamp to brain percentiles, then z-score within the brain or scale to [-1, 1]."""
-    low, high = np.percentile(volume[mask], percentiles)
+def normalise(volume, mask, clamp, method):
+    """Clamp to `clamp` (low, high), then z-score within the brain `mask` or scale to [-1, 1];
+    the background becomes 0 (z-score) or -1."""
+    low, high = clamp
     clamped = np.clip(volume, low, high)
     if method == "zscore":
         inside = clamped[mask]
@@ -55,23 +106,57 @@ def normalise(volume, mask, percentiles, method):
     return np.where(mask, out, -1.0).astype(np.float32)
 
 
+def brain_statistics(data, affine, percentiles, fov_mm):
+    """Foreground threshold, brain centre (world mm), clamp values, and the share of the brain
+    that a `fov_mm` cube on that centre would miss, from a sample of the voxels."""
+    sample = data[::STATS_STEP, ::STATS_STEP, ::STATS_STEP]
+    threshold = FOREGROUND * np.percentile(sample[sample > 0], 99)
+    brain = sample > threshold
+    world = np.argwhere(brain) * STATS_STEP @ affine[:3, :3].T + affine[:3, 3]
+    centre = world.mean(axis=0)
+    outside = (np.abs(world - centre) > fov_mm / 2).any(axis=1).mean()
+    return {"threshold": float(threshold), "centre_mm": centre, "clamp": np.percentile(sample[brain], percentiles),
+            "brain_outside_grid": float(outside)}  # fmt: skip
+
+
 def preprocess(data, affine, resolutions, fov_mm, percentiles, method):
-    """{resolution: (float32 cube, affine)} for one 3D image."""
-    data = np.nan_to_num(np.asarray(data, dtype=np.float32))
-    fg = foreground(data)
-    centre = affine[:3, :3] @ np.argwhere(fg).mean(axis=0) + affine[:3, 3]
+    """Cubes {resolution: (float32 array, affine)} and the brain statistics of one 3D image of
+    finite values (QC-passed): clamped to brain percentiles of the source, resampled onto a
+    `fov_mm` cube centred on the brain, normalised within the brain."""
+    stats = brain_statistics(data, affine, percentiles, fov_mm)
     finest = max(resolutions)
-    grid = brain_grid(centre, finest, fov_mm)
+    grid = brain_grid(stats["centre_mm"], finest, fov_mm)
     volume = resample(data, affine, grid, (finest,) * 3)
-    volume = normalise(volume, foreground(volume), percentiles, method)
+    volume = normalise(volume, volume > stats["threshold"], stats["clamp"], method)
     out = {finest: (volume, grid)}
     while volume.shape[0] > min(resolutions):
         volume, grid = halve(volume, grid)
         out[volume.shape[0]] = (volume, grid)
-    return {size: out[size] for size in resolutions}
+    return {size: out[size] for size in resolutions}, stats
 
 
 SUFFIX = {"t1": "T1w", "flair": "FLAIR", "dwi": "MD"}
+
+
+def provenance(source, checksum, size, affine, stats, settings):
+    """The sidecar of a derivative (BIDS-style keys): where it came from and how it was made."""
+    from . import __version__
+
+    return {
+        "Sources": [str(source)],
+        "SourceSHA256": checksum,
+        "Resolution": size,
+        "VoxelSizeMM": settings["fov_mm"] / size,
+        "FieldOfViewMM": settings["fov_mm"],
+        "Affine": np.round(affine, 6).tolist(),
+        "BrainCentreMM": np.round(stats["centre_mm"], 3).tolist(),
+        "BrainOutsideGrid": round(stats["brain_outside_grid"], 5),
+        "ClampPercentiles": settings["clamp_percentiles"],
+        "ClampValues": np.round(stats["clamp"], 6).tolist(),
+        "Normalisation": settings["normalise"],
+        "Interpolation": "trilinear; coarser grids are 2x2x2 means",
+        "Software": f"legibility {__version__}",
+    }
 
 
 def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, nifti_dir):
@@ -89,7 +174,7 @@ def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, 
     import pandas as pd
 
     from . import MODALITIES
-    from .io import save_nifti, sha256, write_tsv
+    from .io import save_nifti, sha256, write_json, write_tsv
     from .qc import load
     from .shards import PackedArray
 
@@ -115,18 +200,24 @@ def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, 
                     continue
                 try:
                     image, data = load(source, ndim=3)
-                    cubes = preprocess(data, image.affine, settings["resolutions"], settings["fov_mm"],
-                                       settings["clamp_percentiles"], settings["normalise"])  # fmt: skip
+                    cubes, stats = preprocess(data, image.affine, settings["resolutions"], settings["fov_mm"],
+                                              settings["clamp_percentiles"], settings["normalise"])  # fmt: skip
                 except Exception as error:  # QC passed it, so this is a bug: say which file
                     raise RuntimeError(f"{source}: preprocessing failed: {error}") from error
+                if stats["brain_outside_grid"] > 0.001:
+                    log.warning("sub-%s %s: %.1f%% of the brain lies outside the %g mm grid", subject, modality,
+                                100 * stats["brain_outside_grid"], settings["fov_mm"])  # fmt: skip
+                checksum = sha256(source)
                 for size, (volume, affine) in cubes.items():
                     derivative = nib.Nifti1Image(volume, affine)
                     derivative.set_data_dtype(np.int16)  # scaled integers: a quarter of float32 on disk
                     derivative.header.set_xyzt_units("mm")
-                    save_nifti(Path(nifti_dir) / f"sub-{subject}_res-{size}_desc-preproc_{SUFFIX[modality]}.nii.gz", derivative)
+                    name = Path(nifti_dir) / f"sub-{subject}_res-{size}_desc-preproc_{SUFFIX[modality]}"
+                    save_nifti(f"{name}.nii.gz", derivative)
+                    write_json(f"{name}.json", provenance(source, checksum, size, affine, stats, settings))
                     if size in arrays:
                         arrays[size][row, channel] = volume
-                rows.append({**entry, "status": "ok", "reason": "", "sha256": sha256(source)})
+                rows.append({**entry, "status": "ok", "reason": "", "sha256": checksum})
             log.info("preprocessed sub-%s (%d/%d)", subject, row + 1, len(subjects))
     columns = ["subject", "row", "modality", "status", "reason", "source", "sha256"]
     write_tsv(table_path, pd.DataFrame(rows).reindex(columns=columns))
