@@ -79,3 +79,11 @@ def test_target_modalities_cover_every_model_of_the_target(demo_config):
     needed = target_modalities(expand_grid(demo_config))
     assert needed["age"] == ["t1", "flair", "dwi", "bold"]
     assert needed["smoking"] == []
+
+
+def test_key_order_does_not_matter(demo_config):
+    from legibility.config import validated
+
+    shuffled = {k: demo_config[k] for k in reversed(list(demo_config))}
+    shuffled["augment"] = {k: demo_config["augment"][k] for k in reversed(list(demo_config["augment"]))}
+    assert repr(validated(shuffled)) == repr(validated(demo_config))

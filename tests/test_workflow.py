@@ -75,6 +75,49 @@ def test_sex_and_age_are_predicted_and_the_negative_control_is_not(run):
     assert best["negative_control"] < 0.15  # R²: no better than predicting the mean
 
 
+def planned(run, change):
+    """What a dry run would redo after `change(config)`: {rule: set of jobs' wildcard values}."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    change(config)
+    (run / "changed.yaml").write_text(yaml.safe_dump(config))
+    out = run_snakemake(run, "-n", configfile=run / "changed.yaml").stdout
+    jobs, rule = {}, None
+    for line in out.splitlines():
+        if line.strip().startswith(("rule ", "localrule ")):  # jobs of a group are indented
+            rule = line.split()[-1].rstrip(":")
+            jobs.setdefault(rule, set())
+        elif line.strip().startswith("wildcards:") and rule:
+            jobs[rule].add(line.split(":", 1)[1].strip())
+    return jobs
+
+
+def image_models(run):
+    return {f"model={m.name}" for m in (run / "results" / "models").iterdir() if "__t1" in m.name}
+
+
+def test_changed_augmentation_reruns_the_cache_and_image_models_only(run):
+    jobs = planned(run, lambda c: c["augment"].update(rotate_deg=7))
+    assert set(jobs) == {"augment_shard", "train", "performance", "all"}
+    assert jobs["train"] == image_models(run)
+
+
+def test_one_targets_learning_rate_reruns_its_models_only(run):
+    def change(config):
+        config["grid"].append({"targets": ["smoking"], "input_sets": [["constitutional", "disease"]], "training": {"lr": 0.001}})
+        config["grid"] = [e for e in config["grid"] if e["targets"] != ["smoking"] or "training" in e]
+
+    jobs = planned(run, change)
+    assert set(jobs) == {"train", "performance", "all"}
+    assert jobs["train"] == {"model=smoking__constitutional+disease"}
+
+
+def test_a_new_target_trains_only_its_models(run):
+    jobs = planned(run, lambda c: c["grid"].append({"targets": ["bmi"], "input_sets": [["t1"], ["serology"]]}))
+    assert set(jobs) == {"target_split", "splits_table", "train", "performance", "all"}
+    assert jobs["train"] == {"model=bmi__t1__64", "model=bmi__serology"}
+    assert "augment_shard" not in jobs  # the cache is untouched
+
+
 def test_report(run):
     run_snakemake(run, "--report", str(run / "report.html"))
     assert (run / "report.html").stat().st_size > 10_000

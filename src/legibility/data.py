@@ -4,6 +4,8 @@ Everything fitted (target standardisation, class weights, feature scaling and im
 fitted on the training split alone and applied to all splits.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -24,16 +26,21 @@ class ImageReader:
     def __init__(self, originals: dict, augmented: dict, channels, copies: int):
         self.originals, self.augmented = originals, augmented
         self.channels, self.copies = list(channels), copies
+        # adjacent channels are a slice: a view of the memory map, not a copy
+        contiguous = self.channels == list(range(self.channels[0], self.channels[-1] + 1))
+        self._select = slice(self.channels[0], self.channels[-1] + 1) if contiguous else self.channels
         self._open = {}
 
-    def read(self, subject: str, copy: int = 0):
+    def block(self, subject: str, copy: int = 0):
+        """The stored (float16) channels of one subject, as a view where possible."""
         if copy and subject in self.augmented:
             path, row = self.augmented[subject]
-            block = self._array(path)[row, copy - 1]
-        else:
-            path, row = self.originals[subject]
-            block = self._array(path)[row]
-        return np.asarray(block[self.channels], dtype=np.float32)
+            return self._array(path)[row, copy - 1, self._select]
+        path, row = self.originals[subject]
+        return self._array(path)[row, self._select]
+
+    def read(self, subject: str, copy: int = 0):
+        return np.asarray(self.block(subject, copy), dtype=np.float32)
 
     def _array(self, path):
         if path not in self._open:  # opened lazily: each loader worker maps its own
@@ -42,24 +49,51 @@ class ImageReader:
 
 
 class SubjectDataset(torch.utils.data.Dataset):
+    """One split of one model. Batches are assembled whole (`__getitems__`): images go from the
+    float16 memory maps into one float32 batch tensor, converted by torch, and in the main
+    process that tensor is reused from batch to batch (fresh memory costs page faults)."""
+
     def __init__(self, subjects, targets, images=None, connectivity=None, metadata=None, augmented=False):
         self.subjects, self.targets = list(subjects), targets
         self.images, self.connectivity, self.metadata = images, connectivity, metadata
         self.augmented, self.epoch = augmented, 0
+        self._buffer = None
 
     def __len__(self):
         return len(self.subjects)
 
     def __getitem__(self, index):
+        inputs, target = self.__getitems__([index])
+        return {k: v[0] for k, v in inputs.items()}, target[0]
+
+    def __getitems__(self, indices):
         inputs = {}
         if self.images is not None:
             copy = self.epoch % (self.images.copies + 1) if self.augmented else 0
-            inputs["image"] = torch.from_numpy(self.images.read(self.subjects[index], copy))
+            blocks = [self.images.block(self.subjects[i], copy) for i in indices]
+            batch = self._batch_tensor((len(indices), *blocks[0].shape))
+            with warnings.catch_warnings():  # memory maps are read-only; torch only reads them
+                warnings.simplefilter("ignore", UserWarning)
+                for row, block in zip(batch, blocks):
+                    row.copy_(torch.from_numpy(block))
+            inputs["image"] = batch
         if self.connectivity is not None:
-            inputs["connectivity"] = torch.from_numpy(self.connectivity[index])
+            inputs["connectivity"] = torch.from_numpy(self.connectivity[indices])
         if self.metadata is not None:
-            inputs["metadata"] = torch.from_numpy(self.metadata[index])
-        return inputs, torch.as_tensor(self.targets[index])
+            inputs["metadata"] = torch.from_numpy(self.metadata[indices])
+        return inputs, torch.as_tensor(self.targets[indices])
+
+    def _batch_tensor(self, shape):
+        if torch.utils.data.get_worker_info() is not None:  # a worker's batch travels on: fresh memory
+            return torch.empty(shape)
+        if self._buffer is None or self._buffer.shape[0] < shape[0] or self._buffer.shape[1:] != shape[1:]:
+            self._buffer = torch.empty(shape)
+        return self._buffer[: shape[0]]
+
+
+def whole_batches(batch):
+    """collate_fn for datasets that assemble their own batches."""
+    return batch
 
 
 def _index(tables, arrays, status_column=None):

@@ -58,7 +58,7 @@ def _loss(loss_fn, spec, output, target):
 
 
 def _loader(dataset, batches, workers):
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=data.whole_batches)
 
 
 def _to(inputs, device, channels_last):

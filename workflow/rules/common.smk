@@ -14,8 +14,10 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from legibility import BOLD, MODALITIES, demo, grid, inputs, shards  # noqa: E402
+from legibility.config import canonical_order  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
+canonical_order(config)  # reordered keys in a config file must not rerun anything
 
 try:
     SPECS = grid.expand_grid(config)
