@@ -27,3 +27,4 @@ rule all:
         "results/splits.tsv",
         "results/performance.tsv",
         "results/performance_grid.png",
+        *(["results/connectivity/group_mean.png"] if CONNECTIVITY_FROM in EXPECTED else []),

@@ -1,4 +1,4 @@
-"""Connectivity vectors of one shard's BOLD series."""
+"""Connectivity of one shard's subjects."""
 
 import nibabel as nib
 
@@ -6,11 +6,14 @@ from legibility import connectivity, jobs
 from legibility.io import read_tsv
 
 jobs.log_to(snakemake.log[0])
+out = snakemake.output
 connectivity.run_shard(
-    snakemake.params.bold,
+    snakemake.params.images,
     read_tsv(snakemake.input.qc),
-    nib.load(snakemake.input.atlas),
+    nib.load(snakemake.input.atlas) if "atlas" in snakemake.input.keys() else None,
     snakemake.params.settings,
-    snakemake.output.array,
-    snakemake.output.table,
+    out.array,
+    out.table,
+    out.series,
+    out.figures,
 )

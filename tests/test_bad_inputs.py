@@ -94,7 +94,7 @@ def study(tmp_path_factory):
         "shards": 2,
         "preprocess": {"resolutions": [64]},
         "augment": {"copies": 1},
-        "atlas": {"n_regions": 16},
+        "atlas": {"source": "derived", "n_regions": 16},
         "connectivity": {"drop_volumes": 2},
         "training": {"epochs": 2, "patience": 2, "threads": 1, "workers": 0, "gpu": 0},
         "model": {"channels": [4, 8], "connectivity_hidden": [8], "metadata_hidden": [8], "head_hidden": 8},

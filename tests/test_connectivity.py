@@ -10,7 +10,16 @@ from nilearn.maskers import NiftiLabelsMasker
 from legibility import atlas, connectivity
 
 SETTINGS = {"drop_volumes": 3, "detrend": True, "high_pass": 0.01, "low_pass": 0.1, "standardize": True,
-            "kind": "correlation", "fisher_z": True}  # fmt: skip
+            "kind": "correlation", "fisher_z": True, "confounds": [], "censor_fd": None}  # fmt: skip
+
+
+@pytest.fixture
+def on_disk(tmp_path):
+    def save(image, name="bold.nii.gz"):
+        nib.save(image, tmp_path / name)
+        return tmp_path / name
+
+    return save
 
 
 def toy(n_volumes=80, seed=0):
@@ -28,40 +37,98 @@ def toy(n_volumes=80, seed=0):
     return bold, nib.Nifti1Image(labels, affine)
 
 
-def test_equals_nilearn_with_the_same_settings():
-    bold, labels = toy()
-    ours = connectivity.matrix(connectivity.time_series(bold, labels, SETTINGS), "correlation", fisher_z=False)
-    masker = NiftiLabelsMasker(labels_img=labels, detrend=True, standardize="zscore_sample", high_pass=0.01,
-                               low_pass=0.1, t_r=2.0)  # fmt: skip
-    signals = masker.fit_transform(nib.Nifti1Image(bold.get_fdata()[..., 3:], bold.affine, bold.header))
-    theirs = ConnectivityMeasure(kind="correlation", standardize=False).fit_transform([signals])[0]
-    np.fill_diagonal(theirs, 0)
-    assert np.abs(ours - theirs).max() <= 1e-5
-    assert ours[0, 1] > 0.5 and abs(ours[2, 3]) < 0.5  # the shared signal shows
+def nilearn_reference(bold, labels, settings, confounds=None, sample_mask=None):
+    """What nilearn's masker and ConnectivityMeasure give with the same settings."""
+    masker = NiftiLabelsMasker(labels_img=labels, detrend=settings["detrend"], standardize="zscore_sample",
+                               high_pass=settings["high_pass"], low_pass=settings["low_pass"], t_r=2.0)  # fmt: skip
+    drop = settings["drop_volumes"]
+    trimmed = nib.Nifti1Image(bold.get_fdata()[..., drop:], bold.affine, bold.header)
+    signals = masker.fit_transform(trimmed, confounds=confounds, sample_mask=sample_mask)
+    square = ConnectivityMeasure(kind=settings["kind"], standardize=False).fit_transform([signals])[0]
+    np.fill_diagonal(square, 0)
+    return signals, square
 
 
-def test_fisher_z_and_vector_order():
+@pytest.mark.parametrize("block", [32, 7])  # blocks of volumes read at a time: the same numbers
+@pytest.mark.parametrize("kind", ["correlation", "partial correlation"])
+def test_equals_nilearn_with_the_same_settings(on_disk, monkeypatch, block, kind):
+    monkeypatch.setattr(connectivity, "BLOCK_VOLUMES", block)
     bold, labels = toy()
-    signals = connectivity.time_series(bold, labels, SETTINGS)
+    settings = {**SETTINGS, "kind": kind}
+    ours = connectivity.time_series(on_disk(bold), labels, settings)
+    signals, square = nilearn_reference(bold, labels, settings)
+    assert np.abs(ours - signals).max() <= 1e-5
+    assert np.abs(connectivity.matrix(ours, kind, fisher_z=False) - square).max() <= 1e-5
+    if kind == "correlation":
+        assert square[0, 1] > 0.5 and abs(square[2, 3]) < 0.5  # the shared signal shows
+
+
+def test_confound_regression_and_censoring_equal_nilearn(on_disk, tmp_path):
+    bold, labels = toy(n_volumes=90)
+    draw = np.random.default_rng(3)
+    steps = np.hstack([draw.normal(0, 0.05, (90, 3)), draw.normal(0, 0.0005, (90, 3))])  # mm, radians
+    motion = pd.DataFrame(np.cumsum(steps, axis=0), columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+    motion.iloc[40:43, 0] += 3.0  # a jerk: high framewise displacement around volume 40
+    motion.to_csv(tmp_path / "confounds.tsv", sep="\t", index=False)
+    settings = {**SETTINGS, "confounds": ["trans_x", "trans_y", "trans_z"], "censor_fd": 0.5}
+    ours = connectivity.time_series(on_disk(bold), labels, settings, tmp_path / "confounds.tsv")
+    from legibility.qc import framewise_displacement
+
+    keep = np.flatnonzero(framewise_displacement(tmp_path / "confounds.tsv")[3:] <= 0.5)
+    assert len(ours) == len(keep) < 87  # the jerk's volumes are censored
+    signals, _ = nilearn_reference(bold, labels, settings, motion.iloc[3:, :3].to_numpy(), keep)
+    assert np.abs(ours - signals).max() <= 1e-5
+
+
+def test_fisher_z_and_vector_order(on_disk):
+    bold, labels = toy()
+    signals = connectivity.time_series(on_disk(bold), labels, SETTINGS)
     r = connectivity.matrix(signals, fisher_z=False)
     z = connectivity.matrix(signals, fisher_z=True)
     assert np.allclose(z, np.arctanh(r))
     vector = connectivity.vectorise(z)
     assert len(vector) == connectivity.n_edges(4) == 6
     assert vector[0] == z[0, 1] and vector[-1] == z[2, 3]
+    assert np.allclose(connectivity.square(vector), z)
 
 
-def test_a_region_out_of_view_is_masked_not_zero():
+def test_a_region_out_of_view_is_masked_not_zero(on_disk):
     bold, labels = toy()
     data = labels.get_fdata().astype(np.int16)
     data[0, 0, 0] = 5  # region 5 lies where the BOLD series is empty
     bold_data = bold.get_fdata()
     bold_data[0, 0, 0] = 0
-    signals = connectivity.time_series(nib.Nifti1Image(bold_data, bold.affine, bold.header), nib.Nifti1Image(data, labels.affine), SETTINGS)
+    signals = connectivity.time_series(on_disk(nib.Nifti1Image(bold_data, bold.affine, bold.header)), nib.Nifti1Image(data, labels.affine), SETTINGS)
     square = connectivity.matrix(signals)
     assert signals.shape[1] == 5
     assert np.isnan(square[4, :4]).all() and np.isnan(square[:4, 4]).all()
     assert np.isfinite(square[:4, :4]).all()
+
+
+def test_tangent_mean_comes_from_training_subjects_only():
+    draw = np.random.default_rng(0)
+    series = [draw.normal(size=(60, 5)) @ np.linalg.cholesky(np.eye(5) * (1 + i) + 0.3) .T for i in range(6)]
+    train, test = series[:4], series[4:]
+    vectors = connectivity.tangent(train, series)
+    tampered = connectivity.tangent(train, series[:4] + [s * 5 + draw.normal(size=s.shape) for s in test])
+    # what the test subjects look like changes nothing for the training subjects (no leak) ...
+    assert np.allclose(np.array(vectors[:4]), np.array(tampered[:4]))
+    # ... while the reference really is the training subjects' mean
+    assert not np.allclose(np.array(connectivity.tangent(series, series)[:4]), np.array(vectors[:4]))
+
+
+def test_precomputed_connectomes_are_read_and_checked(tmp_path):
+    square = np.array([[1.0, 0.2, 0.3], [0.2, 1.0, 0.4], [0.3, 0.4, 1.0]])
+    np.savetxt(tmp_path / "m.txt", square)
+    np.save(tmp_path / "v.npy", np.array([0.2, 0.3, 0.4]))
+    assert np.allclose(connectivity.read_connectome(tmp_path / "m.txt"), [0.2, 0.3, 0.4])
+    assert np.allclose(connectivity.read_connectome(tmp_path / "v.npy"), [0.2, 0.3, 0.4])
+    np.savetxt(tmp_path / "bad.txt", square[:2])
+    with pytest.raises(ValueError, match="neither a square matrix nor an upper triangle"):
+        connectivity.read_connectome(tmp_path / "bad.txt")
+    from legibility.qc import check_connectome
+
+    assert check_connectome(tmp_path / "bad.txt")["status"] == "fail"
 
 
 def test_derived_atlas_is_symmetric_and_deterministic():
@@ -82,3 +149,29 @@ def test_a_users_atlas_file_is_checked(tmp_path):
     pd.DataFrame({"index": [1, 2, 3], "name": ["a", "b", "c"]}).to_csv(tmp_path / "labels.tsv", sep="\t", index=False)
     with pytest.raises(ValueError, match=r"labels \[3\] have no voxel"):
         atlas.load(tmp_path / "atlas.nii.gz", tmp_path / "labels.tsv")
+
+
+@pytest.mark.parametrize("name, regions", [("aal", 120), ("aicha", 384), ("desikan_killiany", 112)])
+def test_packaged_atlases_load_without_download(name, regions):
+    image, table = atlas.packaged(name)
+    assert len(table) == regions and (table["index"] > 0).all()
+    assert set(table["index"]) == set(np.unique(image.get_fdata()).astype(int)) - {0}
+    # in MNI space, whatever its voxel order (Desikan-Killiany comes as FreeSurfer's LIA)
+    world = nib.affines.apply_affine(image.affine, np.argwhere(image.get_fdata() > 0))
+    assert abs(world[:, 0].mean()) < 5 and world.min(axis=0)[0] > -80 and world.max(axis=0)[2] < 90
+
+
+def test_cohort_tangent_vectors_use_the_training_split(tmp_path):
+    draw = np.random.default_rng(1)
+    series = {f"{i:02d}": draw.normal(size=(50, 4)) * (1 + i / 5) for i in range(8)}
+    split = {s: ("train" if i < 5 else "test") for i, s in enumerate(series)}
+    np.savez(tmp_path / "a.npz", **dict(list(series.items())[:4]))
+    np.savez(tmp_path / "b.npz", **dict(list(series.items())[4:]))
+    subjects, vectors = connectivity.tangent_vectors([tmp_path / "a.npz", tmp_path / "b.npz"], split)
+    assert subjects == sorted(series)
+    changed = {s: (v * 3 if split[s] == "test" else v) for s, v in series.items()}
+    np.savez(tmp_path / "b.npz", **dict(list(changed.items())[4:]))
+    _, again = connectivity.tangent_vectors([tmp_path / "a.npz", tmp_path / "b.npz"], split)
+    assert np.allclose(np.array(vectors[:5]), np.array(again[:5]))  # the reference never saw a test subject
+    with pytest.raises(ValueError, match="no training subject"):
+        connectivity.tangent_vectors([tmp_path / "a.npz"], {s: "test" for s in series})

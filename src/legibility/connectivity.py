@@ -1,7 +1,17 @@
-"""Resting-state connectivity: region time series and their correlation matrices (nilearn)."""
+"""Resting-state connectivity: region time series and their connectivity matrices.
+
+The time series are the numbers nilearn's NiftiLabelsMasker gives (region means, then
+nilearn.signal.clean with the same settings), read about as fast as the file: the series is
+streamed in blocks of volumes through one open file, and each block is reduced to region means
+at once (np.add.reduceat over the regions' voxels), so neither the whole series nor a float
+copy of it is ever held. Matrices come from nilearn's ConnectivityMeasure.
+"""
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
+
+BLOCK_VOLUMES = 32
 
 
 def atlas_labels(atlas_img):
@@ -9,40 +19,88 @@ def atlas_labels(atlas_img):
     return labels[labels > 0].astype(int)
 
 
-def time_series(bold, atlas_img, settings: dict, labels=None):
-    """Region mean signals (volumes x `labels`, default all of the atlas's). A region with no
-    voxel on the image, or only voxels outside the field of view (flat, usually zero), gets a NaN
-    column: masked, never a silent zero."""
-    from nilearn.image import index_img
-    from nilearn.maskers import NiftiLabelsMasker
-
-    bold = bold if isinstance(bold, nib.Nifti1Image) else nib.load(bold)
-    tr = float(bold.header.get_zooms()[3])
-    bold = index_img(bold, slice(settings["drop_volumes"], None))
-    masker = NiftiLabelsMasker(
-        labels_img=atlas_img,
-        detrend=settings["detrend"],
-        standardize="zscore_sample" if settings["standardize"] else False,
-        high_pass=settings["high_pass"],
-        low_pass=settings["low_pass"],
-        t_r=tr,
-        resampling_target="data",
-    )
-    signals = masker.fit_transform(bold)
-    labels = atlas_labels(atlas_img) if labels is None else labels
-    full = np.full((signals.shape[0], len(labels)), np.nan, dtype=np.float64)
-    # region_ids_ maps signal column -> label (plus a "background" entry)
-    present = [int(label) for column, label in sorted((k, v) for k, v in masker.region_ids_.items() if k != "background")]
-    signals[:, np.ptp(signals, axis=0) == 0] = np.nan
-    full[:, np.searchsorted(labels, present)] = signals
-    return full
-
-
 def atlas_on(bold, atlas_img):
     """The atlas on the BOLD grid (nearest neighbour, so labels stay labels)."""
-    from nilearn.image import index_img, resample_to_img
+    from nilearn.image import resample_to_img
 
-    return resample_to_img(atlas_img, index_img(bold, 0), interpolation="nearest", force_resample=True, copy_header=True)
+    grid = nib.Nifti1Image(np.zeros(bold.shape[:3], np.int8), bold.affine)
+    return resample_to_img(atlas_img, grid, interpolation="nearest", force_resample=True, copy_header=True)
+
+
+class Regions:
+    """The voxels of each region on one grid, ordered so np.add.reduceat sums them per region."""
+
+    def __init__(self, labels_on_grid, region_ids):
+        flat = np.asarray(labels_on_grid.dataobj).astype(int).ravel(order="F")  # NIfTI voxel order
+        inside = np.flatnonzero(np.isin(flat, region_ids))
+        self.voxels = inside[np.argsort(flat[inside], kind="stable")]
+        labels = flat[self.voxels]
+        self.starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if len(labels) else np.zeros(0, int)
+        self.counts = np.diff(np.r_[self.starts, len(labels)])
+        self.columns = np.searchsorted(region_ids, labels[self.starts])
+        self.n_regions = len(region_ids)
+
+    def means(self, block):
+        """(volumes x regions) means of a (x, y, z, volumes) block; NaN for regions not on the grid."""
+        out = np.full((block.shape[-1], self.n_regions), np.nan)
+        if len(self.voxels):
+            flat = block.reshape(-1, block.shape[-1], order="F")
+            sums = np.add.reduceat(flat[self.voxels].astype(np.float64), self.starts, axis=0)
+            out[:, self.columns] = (sums / self.counts[:, None]).T
+        return out
+
+
+def region_means(path, regions: Regions, drop: int = 0):
+    """Raw region means (volumes after `drop` x regions), streamed from the file."""
+    image = nib.load(path, keep_file_open=True)  # one open file, read forward, not reopened per block
+    n_volumes = image.shape[3]
+    means = [regions.means(np.asarray(image.dataobj[..., start : min(start + BLOCK_VOLUMES, n_volumes)]))
+             for start in range(drop, n_volumes, BLOCK_VOLUMES)]  # each block reduced as soon as it is read
+    return np.vstack(means) if means else np.zeros((0, regions.n_regions))
+
+
+def clean(raw, settings: dict, t_r: float, confounds=None, sample_mask=None):
+    """nilearn.signal.clean with the masker's settings, on regions with signal; a region with no
+    voxel in view, or a flat signal, is NaN: masked, never a silent zero."""
+    from nilearn.signal import clean as nilearn_clean
+
+    signal = np.isfinite(raw).all(axis=0) & (np.ptp(np.nan_to_num(raw), axis=0) > 0)
+    kept = len(raw) if sample_mask is None else len(sample_mask)
+    out = np.full((kept, raw.shape[1]), np.nan)
+    if signal.any():
+        out[:, signal] = nilearn_clean(
+            raw[:, signal], detrend=settings["detrend"], standardize="zscore_sample" if settings["standardize"] else False,
+            standardize_confounds=True, t_r=t_r, low_pass=settings["low_pass"], high_pass=settings["high_pass"],
+            confounds=confounds, sample_mask=sample_mask,
+        )  # fmt: skip
+    return out
+
+
+def confound_regressors(path, settings: dict, drop: int):
+    """(confounds array or None, sample mask or None) for the volumes after `drop`."""
+    if path is None or not (settings["confounds"] or settings["censor_fd"] is not None):
+        return None, None
+    from .qc import framewise_displacement
+
+    table = pd.read_csv(path, sep="\t", na_values=["n/a"]).iloc[drop:]
+    missing = [c for c in settings["confounds"] if c not in table]
+    if missing:
+        raise ValueError(f"{path}: no confound column {', '.join(missing)}")
+    regressors = table[settings["confounds"]].fillna(0).to_numpy(float) if settings["confounds"] else None
+    mask = None
+    if settings["censor_fd"] is not None:  # QC made sure enough volumes survive
+        mask = np.flatnonzero(framewise_displacement(path)[drop:] <= settings["censor_fd"])
+    return regressors, mask
+
+
+def time_series(bold_path, atlas_img, settings: dict, confounds_path=None, labels=None):
+    """Cleaned region time series (volumes x atlas regions) of one BOLD file."""
+    image = nib.load(bold_path)
+    labels = atlas_labels(atlas_img) if labels is None else labels
+    regions = Regions(atlas_on(image, atlas_img), labels)
+    regressors, mask = confound_regressors(confounds_path, settings, settings["drop_volumes"])
+    raw = region_means(bold_path, regions, settings["drop_volumes"])
+    return clean(raw, settings, float(image.header.get_zooms()[3]), regressors, mask)
 
 
 def matrix(signals, kind: str = "correlation", fisher_z: bool = True):
@@ -50,14 +108,27 @@ def matrix(signals, kind: str = "correlation", fisher_z: bool = True):
     from nilearn.connectome import ConnectivityMeasure
 
     present = ~np.isnan(signals).any(axis=0)
-    measure = ConnectivityMeasure(kind=kind, standardize=False)
-    values = measure.fit_transform([signals[:, present]])[0]
+    values = ConnectivityMeasure(kind=kind, standardize=False).fit_transform([signals[:, present]])[0]
     out = np.full((signals.shape[1],) * 2, np.nan)
     out[np.ix_(present, present)] = values
     if fisher_z:
         out = np.arctanh(np.clip(out, -0.999999, 0.999999))
     np.fill_diagonal(out, 0.0)
     return out
+
+
+def tangent(train_series: list, all_series: list):
+    """Tangent-space vectors of every subject around the group mean of the training subjects
+    only (nilearn's ConnectivityMeasure); regions masked in any subject are left out (NaN)."""
+    from nilearn.connectome import ConnectivityMeasure
+
+    present = np.all([~np.isnan(s).any(axis=0) for s in all_series], axis=0)
+    measure = ConnectivityMeasure(kind="tangent", standardize=False)
+    measure.fit([s[:, present] for s in train_series])
+    squares = measure.transform([s[:, present] for s in all_series])
+    out = np.full((len(all_series), len(present), len(present)), np.nan)
+    out[:, present[:, None] & present[None, :]] = squares.reshape(len(all_series), -1)
+    return [vectorise(square) for square in out]
 
 
 def vectorise(square):
@@ -69,35 +140,134 @@ def n_edges(n_regions: int) -> int:
     return n_regions * (n_regions - 1) // 2
 
 
-def run_shard(bold: dict, qc_table, atlas_img, settings: dict, array_path, table_path):
-    """Connectivity vectors of a shard's QC-passed BOLD series (one row per subject)."""
+def read_connectome(path):
+    """A precomputed matrix from .npy, .txt, .csv or .tsv (square and symmetric, or its upper
+    triangle row by row) as the model's vector; raises ValueError saying what is wrong."""
+    path = str(path)
+    try:
+        if path.endswith(".npy"):
+            values = np.load(path, allow_pickle=False)
+        else:
+            values = pd.read_csv(path, sep=None, engine="python", header=None).to_numpy(float)
+        values = np.squeeze(np.asarray(values, dtype=float))
+    except Exception as error:
+        raise ValueError(f"not a numeric matrix ({type(error).__name__}: {error})") from None
+    if not np.isfinite(values).all():
+        raise ValueError("NaN or infinite values")
+    if values.ndim == 2 and values.shape[0] == values.shape[1]:
+        if not np.allclose(values, values.T, atol=1e-6):
+            raise ValueError("the matrix is not symmetric")
+        return vectorise(values)
+    n = (1 + np.sqrt(1 + 8 * values.size)) / 2
+    if values.ndim <= 1 and n == int(n):
+        return values.ravel()
+    raise ValueError(f"shape {values.shape} is neither a square matrix nor an upper triangle")
+
+
+def square(vector):
+    """The symmetric matrix (zero diagonal) of an upper-triangle vector."""
+    n = int(round((1 + np.sqrt(1 + 8 * len(vector))) / 2))
+    out = np.zeros((n, n))
+    out[np.triu_indices(n, k=1)] = vector
+    return out + out.T
+
+
+def matrix_figure(values, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    finite = values[np.isfinite(values)]
+    limit = float(np.abs(finite).max()) if finite.size else 1.0
+    fig, ax = plt.subplots(figsize=(5, 4.3))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set(title=title, xlabel="region", ylabel="region")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def run_shard(images: dict, qc_table, atlas_img, settings: dict, array_path, table_path, series_path, figure_dir):
+    """Connectivity of a shard's subjects (`images`: subject -> {modality: path}) from their
+    QC-passed BOLD series (or their precomputed `connectome` files): one vector per subject
+    (NaN rows for the others), the cleaned time series, a table, and a matrix figure each.
+    With kind tangent the vectors are correlations; the tangent vectors are made for the
+    cohort (`tangent_vectors`), around the training subjects' mean."""
     import logging
+    from pathlib import Path
 
-    import pandas as pd
-
-    from .io import write_tsv
+    from .io import atomic_path, save_figure, write_tsv
     from .shards import PackedArray
 
     log = logging.getLogger("legibility.connectivity")
-    subjects = sorted(bold)
-    labels = atlas_labels(atlas_img)
-    passed = set(qc_table.loc[(qc_table["status"] == "pass") & (qc_table["modality"] == "bold"), "subject"].astype(str))
-    on_grid = {}  # the atlas resampled once per BOLD grid geometry, reused for the shard
-    rows = []
-    with PackedArray(array_path, (len(subjects), n_edges(len(labels))), dtype=np.float32) as out:
-        for row, subject in enumerate(subjects):
-            entry = {"subject": subject, "row": row, "source": bold[subject] or ""}
-            if subject not in passed:
-                rows.append({**entry, "status": "excluded", "reason": "BOLD absent or failed QC", "regions_without_signal": ""})
-                continue
-            image = nib.load(bold[subject])
-            geometry = (image.shape[:3], image.affine.tobytes())
-            if geometry not in on_grid:
-                on_grid[geometry] = atlas_on(image, atlas_img)
-            signals = time_series(image, on_grid[geometry], settings, labels)
-            square = matrix(signals, settings["kind"], settings["fisher_z"])
-            out[row] = vectorise(square)
-            empty = np.flatnonzero(np.isnan(signals).all(axis=0)) + 1
-            rows.append({**entry, "status": "ok", "reason": "", "regions_without_signal": " ".join(map(str, empty))})
-            log.info("connectivity of sub-%s (%d/%d)", subject, row + 1, len(subjects))
-    write_tsv(table_path, pd.DataFrame(rows))
+    subjects = sorted(images)
+    precomputed = any("connectome" in paths for paths in images.values())
+    modality = "connectome" if precomputed else "bold"
+    ok = qc_table[(qc_table["status"] == "pass") & (qc_table["modality"] == modality)]
+    passed = set(ok["subject"])
+    per_subject_kind = "correlation" if settings["kind"] == "tangent" else settings["kind"]
+    vectors, series, rows = {}, {}, []
+    labels = None if precomputed else atlas_labels(atlas_img)
+    on_grid = {}  # the atlas on each BOLD grid geometry, made once and reused
+    for row, subject in enumerate(subjects):
+        paths = images[subject]
+        entry = {"subject": subject, "row": row, "source": paths.get(modality, "")}
+        if subject not in passed:
+            rows.append({**entry, "status": "excluded", "reason": f"{modality} absent or failed QC"})
+            continue
+        if precomputed:
+            vectors[subject] = read_connectome(paths["connectome"])
+            rows.append({**entry, "status": "ok", "reason": ""})
+            continue
+        image = nib.load(paths["bold"])
+        geometry = (image.shape[:3], image.affine.tobytes())
+        if geometry not in on_grid:
+            on_grid[geometry] = Regions(atlas_on(image, atlas_img), labels)
+        regressors, mask = confound_regressors(paths.get("confounds"), settings, settings["drop_volumes"])
+        raw = region_means(paths["bold"], on_grid[geometry], settings["drop_volumes"])
+        signals = clean(raw, settings, float(image.header.get_zooms()[3]), regressors, mask)
+        series[subject] = signals.astype(np.float32)
+        vectors[subject] = vectorise(matrix(signals, per_subject_kind, settings["fisher_z"]))
+        masked = labels[np.isnan(signals).all(axis=0)]
+        rows.append({**entry, "status": "ok", "reason": "", "volumes": len(signals), "regions_without_signal": " ".join(map(str, masked))})
+        log.info("connectivity of sub-%s (%d/%d)", subject, row + 1, len(subjects))
+    width = _common_width(vectors, rows, log)
+    with PackedArray(array_path, (len(subjects), width), dtype=np.float32) as out:
+        for entry in rows:
+            if entry["status"] == "ok":
+                out[entry["row"]] = vectors[entry["subject"]]
+    with atomic_path(series_path) as tmp:
+        np.savez(tmp, **series)
+    Path(figure_dir).mkdir(parents=True, exist_ok=True)
+    for entry in rows:
+        if entry["status"] == "ok":
+            title = f"sub-{entry['subject']} {per_subject_kind}" + (" (Fisher z)" if settings["fisher_z"] else "")
+            save_figure(Path(figure_dir) / f"sub-{entry['subject']}.png", matrix_figure(square(vectors[entry["subject"]]), title))
+    columns = ["subject", "row", "status", "reason", "source", "volumes", "regions_without_signal"]
+    write_tsv(table_path, pd.DataFrame(rows).reindex(columns=columns))
+
+
+def _common_width(vectors: dict, rows: list, log) -> int:
+    """The vector length most subjects share; a subject with another is excluded, with the reason."""
+    if not vectors:
+        return 0
+    lengths = pd.Series({s: len(v) for s, v in vectors.items()})
+    width = int(lengths.mode().iloc[0])
+    for entry in rows:
+        if entry["status"] == "ok" and lengths[entry["subject"]] != width:
+            entry.update(status="excluded", reason=f"{lengths[entry['subject']]} values, not {width} like the others")
+            log.warning("sub-%s: %s", entry["subject"], entry["reason"])
+    return width
+
+
+def tangent_vectors(series_paths, split: dict):
+    """(subjects, vectors) in tangent space around the mean of the training subjects' matrices."""
+    series = {}
+    for path in series_paths:
+        with np.load(path) as stored:
+            series.update({subject: stored[subject].astype(np.float64) for subject in stored.files})
+    subjects = sorted(series)
+    train = [s for s in subjects if split.get(s) == "train"]
+    if not train:
+        raise ValueError("no training subject has a BOLD series: the tangent space has no reference")
+    return subjects, tangent([series[s] for s in train], [series[s] for s in subjects])

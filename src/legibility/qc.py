@@ -91,6 +91,11 @@ def check_bold(path, thresholds: dict, confounds=None) -> dict:
                 reasons.append(f"confounds {confounds} has {len(fd)} rows for {data.shape[3]} volumes")
             if metrics["mean_fd_mm"] > thresholds["bold_max_mean_fd"]:
                 reasons.append(f"mean framewise displacement {metrics['mean_fd_mm']:.2f} mm (max {thresholds['bold_max_mean_fd']})")
+            if thresholds.get("censor_fd") is not None:
+                kept = int((fd <= thresholds["censor_fd"]).sum())
+                metrics["volumes_after_censoring"] = kept
+                if kept < thresholds["bold_min_volumes"]:
+                    reasons.append(f"{kept} volumes left after censoring at {thresholds['censor_fd']} mm, fewer than {thresholds['bold_min_volumes']}")
     zooms = image.header.get_zooms()
     metrics["n_volumes"] = data.shape[3]
     metrics["tr_s"] = round(float(zooms[3]), 4) if len(zooms) > 3 else 0.0
@@ -112,6 +117,17 @@ def check_bold(path, thresholds: dict, confounds=None) -> dict:
             f"(min {thresholds['bold_min_coverage']:.0%}): not in standard space, or cropped?"
         )
     return _decision(metrics, reasons)
+
+
+def check_connectome(path) -> dict:
+    """A precomputed connectivity matrix: readable, numeric, finite, square and symmetric (or an
+    upper triangle)."""
+    from .connectivity import read_connectome
+
+    try:
+        return {"status": "pass", "reasons": "", "shape": str(len(read_connectome(path)))}
+    except ValueError as error:
+        return {"status": "fail", "reasons": f"connectome: {error}"}
 
 
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
@@ -217,7 +233,7 @@ QC_COLUMNS = [
     "subject", "modality", "status", "reasons", "path", "shape", "voxel_mm", "orientation",
     "anisotropy", "fov_min_mm", "volume_ml", "outside_fraction", "extent_x_mm", "extent_y_mm",
     "extent_z_mm", "boundary_ratio", "n_volumes", "tr_s", "brain_coverage", "mean_fd_mm",
-    "high_motion_fraction",
+    "high_motion_fraction", "volumes_after_censoring",
 ]  # fmt: skip
 
 
@@ -230,6 +246,8 @@ def check_subject(subject, paths: dict, expected, thresholds: dict) -> list:
             row = {"status": "fail", "reasons": f"no {modality} image found for this subject"}
         elif modality == "bold":
             row = check_bold(path, thresholds, paths.get("confounds"))
+        elif modality == "connectome":
+            row = check_connectome(path)
         else:
             row = check_structural(path, thresholds)
         rows.append({"subject": subject, "modality": modality, "path": str(path or ""), **row})

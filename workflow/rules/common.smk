@@ -37,15 +37,20 @@ try:
 except grid.ConfigError as error:
     raise WorkflowError(str(error))
 
-EXPECTED = [m for m in (*MODALITIES, BOLD) if m in config["inputs"]["templates"]]
-_needed = {m for spec in SPECS.values() for m in spec.raw_modalities} - set(EXPECTED)
+EXPECTED = [m for m in (*MODALITIES, BOLD, "connectome") if m in config["inputs"]["templates"]]
+# connectivity comes from BOLD series, or from matrices the data provider computed
+CONNECTIVITY_FROM = "connectome" if "connectome" in config["inputs"]["templates"] else BOLD
+TANGENT = config["connectivity"]["kind"] == "tangent"
+# censoring is the connectivity stage's, but whether enough volumes survive it decides eligibility
+QC_THRESHOLDS = {**config["qc"], "censor_fd": config["connectivity"]["censor_fd"]}
+_needed = {CONNECTIVITY_FROM if m == BOLD else m for spec in SPECS.values() for m in spec.raw_modalities} - set(EXPECTED)
 if _needed:
     raise WorkflowError(f"the grid uses {', '.join(sorted(_needed))} but inputs.templates has no template for it")
 
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
 MODELS = sorted(SPECS)
 TARGETS = sorted({spec.target for spec in SPECS.values()})
-TARGET_MODALITIES = grid.target_modalities(SPECS)
+TARGET_MODALITIES = {t: [CONNECTIVITY_FROM if m == BOLD else m for m in ms] for t, ms in grid.target_modalities(SPECS).items()}
 RESOLUTIONS = grid.image_resolutions(SPECS)  # packed for training; NIfTI for every configured one
 # where the phenotype table is and how to read it; variable declarations go to rules one by one
 PHENOTYPE_FILE = {k: config["phenotypes"][k] for k in ("path", "subject_column", "strip_prefix")}
@@ -61,10 +66,6 @@ wildcard_constraints:
 def shard_images(wildcards):
     """subject -> {modality: path} for the shard's subjects."""
     return {s: IMAGES[s] for s in SHARDS[wildcards.shard]}
-
-
-def shard_bold(wildcards):
-    return {s: IMAGES[s].get(BOLD) for s in SHARDS[wildcards.shard]}
 
 
 def shard_files(modalities):
@@ -101,9 +102,19 @@ def train_inputs(wildcards):
         files["preprocess_arrays"] = per_shard("results/preprocessed/shard-{shard}_res-{res}.npy", res=res)
         files["augment"] = per_shard("results/augment/shard-{shard}_res-{res}.tsv", res=res)
         files["augment_arrays"] = per_shard("results/augment/shard-{shard}_res-{res}.npy", res=res)
-    if spec.uses_connectivity:
+    if spec.uses_connectivity and TANGENT:
+        files["connectivity"] = ["results/connectivity/tangent.tsv"]
+        files["connectivity_arrays"] = ["results/connectivity/tangent.npy"]
+    elif spec.uses_connectivity:
         files["connectivity"] = per_shard("results/connectivity/shard-{shard}.tsv")
         files["connectivity_arrays"] = per_shard("results/connectivity/shard-{shard}.npy")
+    return files
+
+
+def connectivity_inputs(wildcards):
+    files = {"images": shard_files([CONNECTIVITY_FROM, "confounds"])(wildcards), "qc": f"results/qc/shard-{wildcards.shard}.tsv"}
+    if CONNECTIVITY_FROM == BOLD:
+        files["atlas"] = "results/atlas/atlas.nii.gz"
     return files
 
 

@@ -1,4 +1,4 @@
-# Resting-state connectivity: atlas region time series and their correlation matrices.
+# Resting-state connectivity: atlas region time series and their matrices, or matrices given.
 
 
 rule atlas:
@@ -6,7 +6,7 @@ rule atlas:
         image="results/atlas/atlas.nii.gz",
         table="results/atlas/atlas.tsv",
     params:
-        atlas=config["atlas"],
+        atlas=lookup(dpath="atlas", within=config),
     log:
         "logs/atlas.log",
     conda:
@@ -17,15 +17,21 @@ rule atlas:
 
 rule connectivity_shard:
     input:
-        bold=shard_files([BOLD]),
-        qc="results/qc/shard-{shard}.tsv",
-        atlas="results/atlas/atlas.nii.gz",
+        unpack(connectivity_inputs),
     output:
         table="results/connectivity/shard-{shard}.tsv",
         array="results/connectivity/shard-{shard}.npy",
+        series="results/connectivity/shard-{shard}_timeseries.npz",
+        figures=report(
+            directory("results/connectivity/matrices/shard-{shard}"),
+            patterns=["{name}.png"],
+            caption="../report/connectivity_subject.rst",
+            category="Connectivity",
+            subcategory="Subjects",
+        ),
     params:
-        bold=shard_bold,
-        settings=config["connectivity"],
+        images=shard_images,
+        settings=lookup(dpath="connectivity", within=config),
     log:
         "logs/connectivity/shard-{shard}.log",
     benchmark:
@@ -36,3 +42,39 @@ rule connectivity_shard:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/connectivity_shard.py"
+
+
+rule connectivity_group:
+    input:
+        tables=per_shard("results/connectivity/shard-{shard}.tsv"),
+        arrays=per_shard("results/connectivity/shard-{shard}.npy"),
+    output:
+        matrix="results/connectivity/group_mean.tsv",
+        figure=report(
+            "results/connectivity/group_mean.png",
+            caption="../report/connectivity_group.rst",
+            category="Connectivity",
+        ),
+    params:
+        kind=config["connectivity"]["kind"],
+    log:
+        "logs/connectivity/group.log",
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/connectivity_group.py"
+
+
+rule connectivity_tangent:
+    input:
+        series=per_shard("results/connectivity/shard-{shard}_timeseries.npz"),
+        split="results/splits/subjects.tsv",
+    output:
+        table="results/connectivity/tangent.tsv",
+        array="results/connectivity/tangent.npy",
+    log:
+        "logs/connectivity/tangent.log",
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/connectivity_tangent.py"

@@ -16,7 +16,7 @@ rule qc_shard:
     params:
         images=shard_images,
         expected=EXPECTED,
-        thresholds=config["qc"],
+        thresholds=QC_THRESHOLDS,
     log:
         "logs/qc/shard-{shard}.log",
     benchmark:
