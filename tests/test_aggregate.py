@@ -14,8 +14,8 @@ def write_metrics(path, model, target, target_type, inputs, score, n_classes=2):
     (path / "metrics.json").write_text(json.dumps({
         "model": model, "target": target, "target_type": target_type, "inputs": inputs,
         "resolution": 64 if "t1" in inputs else None, "kind": "fusion", "n_train": 10, "n_val": 3, "n_test": 4,
-        "n_parameters": 5, "epochs": 2, "best_epoch": 1, "train_seconds": 1.0, "device": "cpu",
-        "chance": metrics.chance(target_type, n_classes), "test": {headline: score},
+        "n_parameters": 5, "epochs": 2, "best_epoch": 1, "wall_seconds": 1.0, "device": "cpu",
+        "chance": metrics.chance(target_type, n_classes), "test": {headline: score}, "baseline": {"method": "ridge", "test": {headline: score / 2}},
     }))  # fmt: skip
     return path / "metrics.json"
 
@@ -35,6 +35,7 @@ def test_one_row_per_model_with_input_flags(table):
     assert table.loc[0, "t1"] == "yes" and table.loc[0, "connectivity"] == "no"
     assert table.loc[1, "input_set"] == "connectivity" and table["resolution"].isna().tolist() == [False, True, True]
     assert table.loc[2, "chance"] == pytest.approx(1 / 3)  # three classes
+    assert table.loc[0, "baseline_score"] == pytest.approx(0.3)  # the linear baseline beside the model
     assert list(table.columns[:4]) == ["model", "target", "target_type", "input_set"]
 
 

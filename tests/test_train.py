@@ -1,6 +1,7 @@
 """Training: leakage-free fitting, determinism on CPU, and exact resume after a kill."""
 
 import copy
+import json
 import logging
 
 import numpy as np
@@ -8,25 +9,27 @@ import pandas as pd
 import pytest
 import torch
 
-from legibility import data, train
+from legibility import baseline, data, train
 from legibility.grid import ModelSpec
 from legibility.inputs import Phenotypes
 from legibility.io import write_tsv
 from legibility.shards import PackedArray
 
 TRAINING = {"epochs": 4, "patience": 10, "batch_size": 4, "lr": 0.003, "weight_decay": 0.01, "workers": 0}
-MODEL = {"kind": "fusion", "channels": [4, 8], "connectivity_hidden": [16], "metadata_hidden": [8], "head_hidden": 8, "dropout": 0.1}
+MODEL = {"kind": "fusion", "channels": [4, 8], "sfcn_channels": [4, 8, 4], "connectivity_hidden": [16], "metadata_hidden": [8],
+         "head_hidden": 8, "dropout": 0.1, "soft_labels": False, "bin_width": 2.0, "bin_sigma": 2.0}  # fmt: skip
 SUBJECTS = [f"{i:02d}" for i in range(30)]
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    """30 subjects in 2 shards: 16³ images (3 modalities), 2 augmented copies, 6-edge connectivity."""
+    """30 subjects in 2 shards: 16³ images (3 modalities) and their 5 region means, 2 augmented
+    copies, 6-edge connectivity; images carry age, connectivity carries sex."""
     root = tmp_path_factory.mktemp("cohort")
     draw = np.random.default_rng(0)
     age = draw.uniform(45, 80, len(SUBJECTS))
     sex = draw.integers(0, 2, len(SUBJECTS)).astype(float)
-    sources = {k: [] for k in ("preprocess", "preprocess_arrays", "augment", "augment_arrays", "connectivity", "connectivity_arrays")}
+    sources = {k: [] for k in ("preprocess", "preprocess_arrays", "augment", "augment_arrays", "connectivity", "connectivity_arrays", "regions")}
     for shard, members in enumerate((SUBJECTS[::2], SUBJECTS[1::2])):
         rows = [SUBJECTS.index(s) for s in members]
         with PackedArray(root / f"p{shard}.npy", (len(members), 3, 16, 16, 16)) as images:
@@ -37,7 +40,11 @@ def cohort(tmp_path_factory):
             edges[...] = draw.normal(size=edges.shape) + sex[rows, None]
         table = pd.DataFrame({"subject": members, "row": range(len(members)), "status": "ok"})
         per_image = pd.concat([table.assign(modality=m) for m in ("t1", "flair", "dwi")])
-        for name, frame in (("p", per_image), ("a", table), ("c", table)):
+        regions = per_image[["subject", "modality"]].reset_index(drop=True)
+        ages = np.tile(age[rows], 3)
+        for r in range(1, 6):
+            regions[f"region_{r}"] = draw.normal(size=len(regions)) + ages / 4 * (r % 2)
+        for name, frame in (("p", per_image), ("a", table), ("c", table), ("r", regions)):
             write_tsv(root / f"{name}{shard}.tsv", frame)
         sources["preprocess"].append(root / f"p{shard}.tsv")
         sources["preprocess_arrays"].append(root / f"p{shard}.npy")
@@ -45,20 +52,22 @@ def cohort(tmp_path_factory):
         sources["augment_arrays"].append(root / f"a{shard}.npy")
         sources["connectivity"].append(root / f"c{shard}.tsv")
         sources["connectivity_arrays"].append(root / f"c{shard}.npy")
-    values = pd.DataFrame({"age": age, "sex": sex, "bmi": draw.normal(27, 4, 30)}, index=pd.Index(SUBJECTS, name="subject"))
-    phenotypes = Phenotypes(values, {"sex": ["F", "M"]})
+        sources["regions"].append(root / f"r{shard}.tsv")
+    values = pd.DataFrame({"age": age, "sex": sex, "bmi": draw.normal(27, 4, 30), "smoking": np.arange(30) % 3},
+                          index=pd.Index(SUBJECTS, name="subject"))  # fmt: skip
+    phenotypes = Phenotypes(values, {"sex": ["F", "M"], "smoking": ["never", "former", "current"]})
     split = pd.DataFrame({"subject": SUBJECTS, "split": ["train"] * 18 + ["val"] * 6 + ["test"] * 6})
     return {**sources, "copies": 2}, phenotypes, split
 
 
 VARIABLES = {"age": {"type": "continuous", "block": "constitutional"}, "sex": {"type": "binary", "block": "constitutional"},
-             "bmi": {"type": "continuous", "block": "serology"}}  # fmt: skip
+             "bmi": {"type": "continuous", "block": "serology"}, "smoking": {"type": "categorical", "block": "psychology"}}  # fmt: skip
 
 
-def spec(target="age", inputs=("t1", "flair"), target_type="continuous", block="constitutional"):
+def spec(target="age", inputs=("t1", "flair"), target_type="continuous", block="constitutional", **model):
     return ModelSpec(name=f"{target}__{'+'.join(inputs)}", target=target, target_type=target_type, target_block=block,
                      inputs=tuple(inputs), resolution=64 if {"t1", "flair", "dwi"} & set(inputs) else None,
-                     kind="fusion", training=dict(TRAINING), model=dict(MODEL))  # fmt: skip
+                     kind=model.get("kind", "fusion"), training=dict(TRAINING), model={**MODEL, **model})  # fmt: skip
 
 
 def test_fitted_parameters_come_from_training_subjects_only(cohort):
@@ -129,7 +138,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(cohort, tmp_path, monke
     with pytest.raises(Killed):
         train.fit(model_spec, datasets, fitted, phenotypes.levels, 9, tmp_path / "resumed.pt")
     monkeypatch.undo()
-    assert torch.load(tmp_path / "resumed.pt", weights_only=False)["state"]["epoch"] == 2
+    assert torch.load(tmp_path / "resumed.pt", weights_only=True)["state"]["epoch"] == 2  # no pickled code
     resumed, state = train.fit(model_spec, datasets, fitted, phenotypes.levels, 9, tmp_path / "resumed.pt")
     assert state["epoch"] == TRAINING["epochs"]
     for key, tensor in whole.state_dict().items():
@@ -155,6 +164,81 @@ def test_outputs_of_a_model_job(cohort, tmp_path):
         assert (tmp_path / name).exists(), name
     assert summary["n_train"] == 18 and summary["n_test"] == 6 and summary["device"] == "cpu"
     assert set(summary["test"]) >= {"balanced_accuracy", "auc", "f1", "precision", "recall", "sensitivity", "specificity"}
+    assert summary["baseline"]["method"] == "logistic" and set(summary["baseline"]["test"]) == set(summary["test"])
+    assert summary["n_parameters"] > 0 and summary["wall_seconds"] > 0
     predictions = pd.read_csv(tmp_path / "predictions.tsv", sep="\t", dtype={"subject": str})
     assert set(predictions["split"]) == {"val", "test"} and set(predictions["true"]) <= {"F", "M"}
-    torch.load(tmp_path / "model.pt", weights_only=True)  # plain tensors only
+    assert set(predictions["baseline_prediction"]) <= {"F", "M"}
+    # the weights load without unpickling code, into the model the job describes, and reproduce its test scores
+    datasets, fitted = data.build(spec("sex", ("connectivity",), "binary"), split, phenotypes, VARIABLES, sources)
+    model = train.build_model(spec("sex", ("connectivity",), "binary"), datasets, phenotypes.levels, fitted)
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    scores = 1 / (1 + np.exp(-train.predict(model, datasets["test"], torch.device("cpu"), 4)[:, 0]))
+    assert np.allclose(scores, predictions.loc[predictions.split == "test", "score"], atol=1e-6)
+    history = json.loads((tmp_path / "metrics.json").read_text())
+    assert history["best_epoch"] >= 1
+
+
+def test_progress_goes_to_the_log(cohort, caplog, tmp_path):
+    sources, phenotypes, split = cohort
+    model_spec = spec("sex", ("connectivity",), "binary")
+    datasets, fitted = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    with caplog.at_level(logging.INFO, logger="legibility.train"):
+        _, state = train.fit(model_spec, datasets, fitted, phenotypes.levels, 3, tmp_path / "c.pt")
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert len(lines) == TRAINING["epochs"] and "val_balanced_accuracy" in lines[0] and "train_loss" in lines[0]
+    assert all(0 <= h["val_metric"] <= 1 for h in state["history"])
+
+
+@pytest.mark.parametrize("inputs, target, target_type", [
+    (("t1",), "age", "continuous"), (("t1", "flair", "dwi"), "sex", "binary"), (("connectivity",), "sex", "binary"),
+    (("serology",), "smoking", "categorical"), (("t1", "connectivity", "serology"), "age", "continuous"),
+])  # fmt: skip
+def test_the_baseline_runs_for_every_input_kind(cohort, inputs, target, target_type):
+    sources, phenotypes, split = cohort
+    model_spec = spec(target, inputs, target_type)
+    datasets, fitted = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    X = baseline.features(model_spec, datasets, sources["regions"])
+    per_image = 5 * len(model_spec.images)
+    assert X["train"].shape == (18, per_image + 6 * model_spec.uses_connectivity + len(model_spec.blocks))
+    n_classes = len(phenotypes.levels.get(target, ()))
+    described, outputs = baseline.fit(model_spec, datasets, X, n_classes)
+    assert outputs["test"].shape == (6, n_classes if n_classes > 2 else 1)
+    _, scores = train.evaluate(model_spec, outputs, datasets, fitted, phenotypes)
+    if inputs == ("t1",):
+        assert scores["r2"] > 0.5  # the region means carry age
+    if inputs == ("connectivity",):
+        assert scores["balanced_accuracy"] >= 5 / 6  # the edges carry sex
+
+
+def test_the_baseline_is_fitted_on_the_training_split_only(cohort, tmp_path):
+    sources, phenotypes, split = cohort
+    model_spec = spec("age", ("t1", "serology"))
+    datasets, _ = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    first = baseline.fit(model_spec, datasets, baseline.features(model_spec, datasets, sources["regions"]), 0)
+    tampered = []  # other subjects' region means and target values changed: scaling, penalty and fit unchanged
+    for path in sources["regions"]:
+        table = pd.read_csv(path, sep="\t", dtype={"subject": str})
+        table.loc[~table.subject.isin(datasets["train"].subjects), "region_1"] = 1e6
+        write_tsv(tmp_path / path.name, table)
+        tampered.append(tmp_path / path.name)
+    for split_name in ("val", "test"):
+        datasets[split_name].targets = datasets[split_name].targets + 100
+    second = baseline.fit(model_spec, datasets, baseline.features(model_spec, datasets, tampered), 0)
+    assert first[0] == second[0] and np.array_equal(first[1]["train"], second[1]["train"])
+    assert not np.array_equal(first[1]["test"], second[1]["test"])
+
+
+def test_soft_label_sfcn_predicts_in_the_targets_units(cohort, tmp_path):
+    sources, phenotypes, split = cohort
+    model_spec = spec("age", ("t1",), kind="sfcn", soft_labels=True)
+    datasets, fitted = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    train_ages = phenotypes.values.loc[datasets["train"].subjects, "age"]
+    centres = np.array(fitted["bins"]["centres"])
+    assert np.allclose(np.diff(centres), 2.0) and centres[0] < train_ages.min() - 2 and centres[-1] > train_ages.max() + 2
+    summary = train.run(model_spec, split, phenotypes, VARIABLES, sources, seed=1, out_dir=tmp_path)
+    weights = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert weights["head.3.weight"].shape[0] == len(centres)  # one output per bin
+    predictions = pd.read_csv(tmp_path / "predictions.tsv", sep="\t")
+    assert predictions["prediction"].between(centres[0], centres[-1]).all()  # expected bin centre, in years
+    assert np.isfinite(summary["test"]["mae"])

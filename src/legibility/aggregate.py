@@ -9,8 +9,8 @@ from .grid import INPUT_ORDER
 from .metrics import headline
 
 LEAD_COLUMNS = ["model", "target", "target_type", "input_set", *INPUT_ORDER, "resolution", "kind",
-                "n_train", "n_val", "n_test", "metric", "score", "chance"]  # fmt: skip
-TAIL_COLUMNS = ["n_parameters", "epochs", "best_epoch", "train_seconds", "device"]
+                "n_train", "n_val", "n_test", "metric", "score", "baseline_score", "chance"]  # fmt: skip
+TAIL_COLUMNS = ["n_parameters", "epochs", "best_epoch", "wall_seconds", "device"]
 
 
 def performance_table(metrics_paths) -> pd.DataFrame:
@@ -25,6 +25,7 @@ def performance_table(metrics_paths) -> pd.DataFrame:
             "resolution": result["resolution"],
             "metric": metric,
             "score": result["test"][metric],
+            "baseline_score": result["baseline"]["test"][metric],
             "chance": result["chance"],
             **result["test"],
             **{k: result[k] for k in TAIL_COLUMNS},

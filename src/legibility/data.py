@@ -107,7 +107,7 @@ def _index(tables, arrays, status_column=None):
     return out
 
 
-def _standardise(train, *others):
+def standardise(train, *others):
     """Scale by training mean and sd (NaN-aware); missing values become the training mean (0)."""
     with np.errstate(all="ignore"):
         mean = np.nanmean(train, axis=0)
@@ -115,6 +115,13 @@ def _standardise(train, *others):
     mean = np.nan_to_num(mean)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     return [np.nan_to_num((x - mean) / std).astype(np.float32) for x in (train, *others)], mean, std
+
+
+def soft_label_bins(train_values, width: float, sigma: float) -> dict:
+    """Bin centres spanning the training values with two sigmas to spare, in target units."""
+    low = np.floor((np.min(train_values) - 2 * sigma) / width) * width
+    n_bins = int(np.ceil((np.max(train_values) + 2 * sigma - low) / width))
+    return {"centres": (low + width * (np.arange(n_bins) + 0.5)).round(6).tolist(), "sigma": sigma}
 
 
 def metadata_columns(phenotypes, variables: dict, blocks):
@@ -143,6 +150,8 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict):
     if spec.target_type == "continuous":
         mean, std = float(raw_y["train"].mean()), float(raw_y["train"].std() or 1.0)
         fitted["target"] = {"mean": mean, "std": std}
+        if spec.model["soft_labels"]:
+            fitted["bins"] = soft_label_bins(raw_y["train"], spec.model["bin_width"], spec.model["bin_sigma"])
         targets = {s: ((y - mean) / std).astype(np.float32) for s, y in raw_y.items()}
     else:
         n_classes = len(phenotypes.levels[spec.target])
@@ -170,11 +179,11 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict):
         if missing:
             raise ValueError(f"{spec.name}: no connectivity for subjects {missing[:10]}")
         matrices = {s: np.asarray(open_packed(index[s][0])[index[s][1]], dtype=np.float64) for split in SPLITS for s in subjects[split]}
-        scaled, _, _ = _standardise(*[np.stack([matrices[s] for s in subjects[split]]) for split in SPLITS])
+        scaled, _, _ = standardise(*[np.stack([matrices[s] for s in subjects[split]]) for split in SPLITS])
         features["connectivity"] = dict(zip(SPLITS, scaled))
     if spec.blocks:
         table = metadata_columns(phenotypes, variables, spec.blocks)
-        scaled, mean, std = _standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])
+        scaled, mean, std = standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])
         features["metadata"] = dict(zip(SPLITS, scaled))
         fitted["metadata"] = {"columns": list(table.columns), "mean": mean.round(6).tolist(), "std": std.round(6).tolist()}
 

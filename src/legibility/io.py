@@ -77,3 +77,28 @@ def sha256(path, chunk=1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+class BackgroundWriter:
+    """Writes files atomically on a thread, so a large checkpoint is written while training
+    goes on. One write in flight at a time: the previous one is finished before the next."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool, self._pending = ThreadPoolExecutor(max_workers=1), None
+
+    def write(self, path, payload) -> None:
+        self.wait()
+        self._pending = self._pool.submit(self._write, path, payload)
+
+    def wait(self) -> None:
+        """Block until the last write is on disk (re-raising its error, if any)."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    @staticmethod
+    def _write(path, payload):
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(payload)

@@ -50,3 +50,55 @@ def _safe(function, *args, **kwargs):
         return function(*args, **kwargs)
     except ValueError:  # a class absent from the test set
         return float("nan")
+
+
+def resampled_scores(target_type: str, y_true, y_pred, weights):
+    """The headline metric (and, for regression, MAE) of each resample of the test set, given
+    as a (resamples x n) matrix of how often each subject is drawn: all resamples at once, the
+    numbers sklearn gives on each resampled set (tested)."""
+    y_true, y_pred, weights = np.asarray(y_true), np.asarray(y_pred), np.asarray(weights, float)
+    n = weights.sum(axis=1)
+    if target_type == "continuous":
+        error = y_true - y_pred
+        mean = weights @ y_true / n
+        total = weights @ y_true**2 - n * mean**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = 1 - (weights @ error**2) / total
+        return {"r2": r2, "mae": weights @ np.abs(error) / n}
+    classes = np.unique(y_true)
+    truth = (y_true[:, None] == classes[None, :]).astype(float)  # one-hot over the classes present
+    per_class = weights @ truth
+    hits = weights @ (truth * (y_true == y_pred)[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = hits / per_class
+    return {"balanced_accuracy": np.nanmean(np.where(per_class > 0, recall, np.nan), axis=1)}
+
+
+def bootstrap_ci(target_type: str, y_true, y_pred, resamples: int, seed: int, level: float = 0.95) -> dict:
+    """Percentile bootstrap intervals {metric: (low, high)} over test subjects drawn with replacement."""
+    n = len(y_true)
+    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples)
+    tail = (1 - level) / 2 * 100
+    return {k: tuple(np.nanpercentile(v, [tail, 100 - tail])) for k, v in resampled_scores(target_type, y_true, y_pred, weights).items()}
+
+
+def permutation_p(target_type: str, y_true, y_pred, permutations: int, seed: int, chunk: int = 250) -> float:
+    """P-value of the headline metric against predictions shuffled across test subjects:
+    (1 + shuffles scoring at least as well) / (1 + shuffles)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    observed = _scores_of(target_type, y_true, y_pred[None, :])[0]
+    draw, at_least = np.random.default_rng(seed), 0
+    for done in range(0, permutations, chunk):
+        shuffled = draw.permuted(np.tile(y_pred, (min(chunk, permutations - done), 1)), axis=1)
+        at_least += int(np.sum(_scores_of(target_type, y_true, shuffled) >= observed - 1e-12))
+    return (1 + at_least) / (1 + permutations)
+
+
+def _scores_of(target_type, y_true, predictions):
+    """The headline metric of each row of a (sets x n) matrix of predictions."""
+    if target_type == "continuous":
+        total = np.sum((y_true - y_true.mean()) ** 2)
+        return 1 - np.sum((y_true[None, :] - predictions) ** 2, axis=1) / total
+    classes = np.unique(y_true)
+    truth = (y_true[:, None] == classes[None, :]).astype(float)
+    return np.mean((predictions == y_true[None, :]) @ truth / truth.sum(axis=0), axis=1)

@@ -2,7 +2,8 @@
 
 One 3D CNN over the chosen images (stacked as channels), a feed-forward block for the
 connectivity vector and one for the metadata features, concatenated into a head. A model is
-built from the inputs it uses only: an unused branch is absent, not fed zeros.
+built from the inputs it uses only: an unused branch is absent, not fed zeros. The image CNN is
+the reference study's residual encoder (kind fusion) or SFCN (kind sfcn, Peng et al. 2021).
 """
 
 import torch
@@ -44,6 +45,22 @@ class ImageEncoder(nn.Sequential):
         self.out_features = channels[-1]
 
 
+class SFCNEncoder(nn.Sequential):
+    """SFCN's feature extractor (Peng et al. 2021, as in their code): 3x3x3 conv, batch norm,
+    2x max-pool, ReLU per stage; the last stage a 1x1x1 conv, batch norm, ReLU; then average
+    pooling and dropout. Its 1x1x1 output conv becomes the fusion head."""
+
+    def __init__(self, in_channels: int, channels, dropout: float):
+        layers, width = [], in_channels
+        for i, out in enumerate(channels):
+            last = i == len(channels) - 1
+            layers += [nn.Conv3d(width, out, 1 if last else 3, padding=0 if last else 1), nn.BatchNorm3d(out)]
+            layers += [nn.ReLU()] if last else [nn.MaxPool3d(2), nn.ReLU()]
+            width = out
+        super().__init__(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.out_features = width
+
+
 class MLP(nn.Sequential):
     def __init__(self, in_features: int, hidden, dropout: float):
         layers, width = [], in_features
@@ -60,7 +77,9 @@ class FusionNet(nn.Module):
     def __init__(self, n_outputs: int, settings: dict, image_channels=0, resolution=64, n_connectivity=0, n_metadata=0):
         super().__init__()
         self.branches = nn.ModuleDict()
-        if image_channels:
+        if image_channels and settings["kind"] == "sfcn":
+            self.branches["image"] = SFCNEncoder(image_channels, settings["sfcn_channels"], settings["dropout"])
+        elif image_channels:
             self.branches["image"] = ImageEncoder(image_channels, settings["channels"], resolution)
         if n_connectivity:
             self.branches["connectivity"] = MLP(n_connectivity, settings["connectivity_hidden"], settings["dropout"])
@@ -82,3 +101,28 @@ class FusionNet(nn.Module):
 
 def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class SoftLabelLoss(nn.Module):
+    """Peng et al.'s soft-label regression: the target becomes a Gaussian over value bins (the
+    probability mass of N(target, sigma) in each bin, renormalised over the bins) and the loss
+    is the KL divergence from it to the softmax of the outputs. Targets, centres and sigma are
+    in the same (standardised) units; the prediction is the expected bin centre."""
+
+    def __init__(self, centres, sigma: float):
+        super().__init__()
+        centres = torch.as_tensor(centres, dtype=torch.float32)
+        width = centres[1] - centres[0] if len(centres) > 1 else torch.tensor(1.0)
+        self.register_buffer("centres", centres)
+        self.register_buffer("edges", torch.cat([centres - width / 2, centres[-1:] + width / 2]))
+        self.sigma = sigma
+
+    def soft_labels(self, target):
+        mass = torch.special.ndtr((self.edges[None, :] - target[:, None]) / self.sigma).diff(dim=1)
+        return mass / mass.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def forward(self, output, target):
+        return nn.functional.kl_div(torch.log_softmax(output.float(), dim=1), self.soft_labels(target.float()), reduction="batchmean")
+
+    def expected(self, output):
+        return torch.softmax(output.float(), dim=1) @ self.centres

@@ -7,6 +7,7 @@ from seeds derived from the config seed and the model, and the RNG state is chec
 
 import copy
 import hashlib
+import io
 import json
 import logging
 import time
@@ -17,23 +18,25 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import data, metrics
-from .io import atomic_path, save_figure, write_json, write_tsv
-from .models import FusionNet, n_parameters
+from . import baseline, data, metrics
+from .io import BackgroundWriter, atomic_path, save_figure, write_json, write_tsv
+from .models import FusionNet, SoftLabelLoss, n_parameters
 from .seeds import derive_seed, rng
 from .splits import SPLITS
 
 log = logging.getLogger("legibility.train")
 
 
-def n_outputs(spec, levels) -> int:
+def n_outputs(spec, levels, fitted) -> int:
+    if "bins" in fitted:
+        return len(fitted["bins"]["centres"])
     return {"continuous": 1, "binary": 1}.get(spec.target_type) or len(levels[spec.target])
 
 
-def build_model(spec, datasets, levels):
+def build_model(spec, datasets, levels, fitted):
     sample, _ = datasets["train"][0]
     return FusionNet(
-        n_outputs(spec, levels),
+        n_outputs(spec, levels, fitted),
         spec.model,
         image_channels=len(spec.images),
         resolution=spec.resolution or 64,
@@ -42,7 +45,15 @@ def build_model(spec, datasets, levels):
     )
 
 
+def soft_label_loss(fitted):
+    """Peng et al.'s KL loss over the fitted bins, in the standardised units the model sees."""
+    mean, std = fitted["target"]["mean"], fitted["target"]["std"]
+    return SoftLabelLoss((np.array(fitted["bins"]["centres"]) - mean) / std, fitted["bins"]["sigma"] / std)
+
+
 def loss_function(spec, fitted):
+    if "bins" in fitted:
+        return soft_label_loss(fitted)
     if spec.target_type == "continuous":
         return nn.MSELoss()
     weights = torch.tensor(fitted["class_weights"], dtype=torch.float32)
@@ -52,6 +63,8 @@ def loss_function(spec, fitted):
 
 
 def _loss(loss_fn, spec, output, target):
+    if isinstance(loss_fn, SoftLabelLoss):
+        return loss_fn(output, target)
     if spec.target_type in ("continuous", "binary"):
         return loss_fn(output.squeeze(1), target.float())
     return loss_fn(output, target)
@@ -97,7 +110,7 @@ def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None)
     settings = spec.training
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(derive_seed(seed, spec.name, "init"))
-    model = build_model(spec, datasets, levels).to(device)
+    model = build_model(spec, datasets, levels, fitted).to(device)
     channels_last = device.type == "cuda" and bool(spec.images)
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
@@ -109,7 +122,7 @@ def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None)
     checkpoint_path = Path(checkpoint_path)
     identity = spec_hash(spec, seed)
     if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
         if saved.get("identity") == identity:
             model.load_state_dict(saved["model"])
             optimiser.load_state_dict(saved["optimiser"])
@@ -122,46 +135,69 @@ def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None)
 
     train_set, n_train = datasets["train"], len(datasets["train"])
     batch = settings["batch_size"]
-    while state["epoch"] < settings["epochs"] and state["stale"] < settings["patience"]:
-        epoch, started = state["epoch"], time.perf_counter()
-        train_set.epoch = epoch
-        order = rng(seed, spec.name, "order", epoch).permutation(n_train)
-        # drop a last batch of one: batch norm cannot train on it
-        batches = [order[i : i + batch].tolist() for i in range(0, n_train, batch) if n_train - i > 1 or n_train == 1]
-        model.train()
-        total = 0.0
-        for inputs, target in _loader(train_set, batches, settings["workers"]):
-            inputs, target = _to(inputs, device, channels_last), target.to(device)
-            optimiser.zero_grad(set_to_none=True)
-            with _autocast(device):
-                loss = _loss(loss_fn, spec, model(inputs), target)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(target)
-        scheduler.step()
-        val_out = torch.from_numpy(predict(model, datasets["val"], device, batch, settings["workers"])).to(device)
-        val_loss = _loss(loss_fn, spec, val_out, torch.as_tensor(datasets["val"].targets, device=device)).item()
-        record = {"epoch": epoch + 1, "train_loss": total / max(1, sum(map(len, batches))), "val_loss": val_loss}
-        record["seconds"] = round(time.perf_counter() - started, 3)
-        state["history"].append(record)
-        if val_loss < state["best_loss"]:
-            state.update(best_loss=val_loss, best_epoch=epoch + 1, stale=0, best_weights=copy.deepcopy(model.state_dict()))
-        else:
-            state["stale"] += 1
-        state["epoch"] = epoch + 1
-        with atomic_path(checkpoint_path) as tmp:
+    # loader workers overlap reading with GPU compute; on CPU they would only take cores from it
+    workers = settings["workers"] if device.type == "cuda" else 0
+    writer = BackgroundWriter()
+    try:
+        while state["epoch"] < settings["epochs"] and state["stale"] < settings["patience"]:
+            epoch, started = state["epoch"], time.perf_counter()
+            train_set.epoch = epoch
+            order = rng(seed, spec.name, "order", epoch).permutation(n_train)
+            # drop a last batch of one: batch norm cannot train on it
+            batches = [order[i : i + batch].tolist() for i in range(0, n_train, batch) if n_train - i > 1 or n_train == 1]
+            model.train()
+            total = 0.0
+            for inputs, target in _loader(train_set, batches, workers):
+                inputs, target = _to(inputs, device, channels_last), target.to(device)
+                optimiser.zero_grad(set_to_none=True)
+                with _autocast(device):
+                    loss = _loss(loss_fn, spec, model(inputs), target)
+                loss.backward()
+                optimiser.step()
+                total += loss.item() * len(target)
+            scheduler.step()
+            val_out = predict(model, datasets["val"], device, batch, workers)
+            val_loss = _loss(loss_fn, spec, torch.from_numpy(val_out).to(device), torch.as_tensor(datasets["val"].targets, device=device)).item()
+            record = {"epoch": epoch + 1, "train_loss": total / max(1, sum(map(len, batches))), "val_loss": val_loss,
+                      "val_metric": validation_metric(spec, val_out, datasets["val"].targets, fitted, levels)}  # fmt: skip
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            state["history"].append(record)
+            if val_loss < state["best_loss"]:
+                state.update(best_loss=val_loss, best_epoch=epoch + 1, stale=0, best_weights=copy.deepcopy(model.state_dict()))
+            else:
+                state["stale"] += 1
+            state["epoch"] = epoch + 1
+            snapshot = io.BytesIO()  # serialised now (a copy); written to disk while the next epoch trains
             torch.save({"identity": identity, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state}, tmp)  # fmt: skip
-        log.info("%s epoch %d/%d train_loss %.4f val_loss %.4f (best %.4f at %d) %.1fs", spec.name, epoch + 1,
-                 settings["epochs"], record["train_loss"], val_loss, state["best_loss"], state["best_epoch"], record["seconds"])  # fmt: skip
+                        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state}, snapshot)  # fmt: skip
+            writer.write(checkpoint_path, snapshot.getbuffer())
+            log.info("%s epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.3f (best loss %.4f at %d) %.1fs", spec.name, epoch + 1,
+                     settings["epochs"], record["train_loss"], val_loss, metrics.headline(spec.target_type), record["val_metric"],
+                     state["best_loss"], state["best_epoch"], record["seconds"])  # fmt: skip
+    finally:
+        writer.wait()  # the last checkpoint is on disk before anything else happens
     model.load_state_dict(state["best_weights"])
     return model, state
+
+
+def validation_metric(spec, output, targets, fitted, levels) -> float:
+    """The headline metric on the validation split (in the target's units), for the log."""
+    if not len(targets):
+        return float("nan")
+    predicted, _, probabilities = outputs_to_predictions(spec, output, fitted, levels)
+    if spec.target_type == "continuous":
+        truth = targets * fitted["target"]["std"] + fitted["target"]["mean"]
+        return metrics.regression(truth, predicted)["r2"]
+    return metrics.classification(targets, probabilities, probabilities.shape[1])["balanced_accuracy"]
 
 
 def outputs_to_predictions(spec, output, fitted, levels):
     """(predicted values in the original units or level index, scores, class probabilities)."""
     if spec.target_type == "continuous":
-        values = output[:, 0] * fitted["target"]["std"] + fitted["target"]["mean"]
+        # one output, or one per soft-label bin (the prediction is then the expected bin centre)
+        expected = soft_label_loss(fitted).expected if output.shape[1] > 1 else None
+        standardised = expected(torch.as_tensor(output, dtype=torch.float32)).numpy() if expected else output[:, 0]
+        values = standardised * fitted["target"]["std"] + fitted["target"]["mean"]
         return values, values, None
     if spec.target_type == "binary":
         positive = 1 / (1 + np.exp(-output[:, 0]))
@@ -172,13 +208,13 @@ def outputs_to_predictions(spec, output, fitted, levels):
     return probabilities.argmax(axis=1), probabilities.max(axis=1), probabilities
 
 
-def evaluate(spec, model, datasets, fitted, phenotypes, device, batch_size):
-    """Predictions table (val and test) and test metrics."""
+def evaluate(spec, outputs, datasets, fitted, phenotypes):
+    """Predictions table (val and test) and test metrics, from model outputs per split."""
     levels = phenotypes.levels
     frames, test_metrics = [], {}
     for split in ("val", "test"):
         dataset = datasets[split]
-        predicted, score, probabilities = outputs_to_predictions(spec, predict(model, dataset, device, batch_size), fitted, levels)
+        predicted, score, probabilities = outputs_to_predictions(spec, outputs[split], fitted, levels)
         truth = phenotypes.values.loc[dataset.subjects, spec.target].to_numpy()
         frame = {"subject": dataset.subjects, "split": split}
         if spec.target_type == "continuous":
@@ -205,7 +241,14 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     datasets, fitted = data.build(spec, split_table, phenotypes, variables, sources)
     log.info("%s: %s", spec.name, ", ".join(f"{len(datasets[s])} {s}" for s in SPLITS))
     model, state = fit(spec, datasets, fitted, phenotypes.levels, seed, out_dir / "checkpoint.pt", device)
-    predictions, test_metrics = evaluate(spec, model, datasets, fitted, phenotypes, device, spec.training["batch_size"])
+    outputs = {s: predict(model, datasets[s], device, spec.training["batch_size"]) for s in ("val", "test")}
+    predictions, test_metrics = evaluate(spec, outputs, datasets, fitted, phenotypes)
+    linear, linear_outputs = baseline.fit(spec, datasets, baseline.features(spec, datasets, sources.get("regions", ())),
+                                          len(phenotypes.levels.get(spec.target, ())))  # fmt: skip
+    linear_predictions, linear["test"] = evaluate(spec, linear_outputs, datasets, fitted, phenotypes)
+    log.info("%s: test %s, linear baseline %s", spec.name, test_metrics, linear["test"])
+    predictions["baseline_prediction"] = linear_predictions["prediction"]
+    predictions["baseline_score"] = linear_predictions["score"]
 
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model.state_dict(), tmp)  # plain tensors: load with torch.load(..., weights_only=True)
@@ -223,10 +266,11 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "n_parameters": n_parameters(model),
         "epochs": state["epoch"],
         "best_epoch": state["best_epoch"],
-        "train_seconds": round(time.perf_counter() - started, 2),
+        "wall_seconds": round(time.perf_counter() - started, 2),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "chance": metrics.chance(spec.target_type, len(phenotypes.levels.get(spec.target, ()))),
         "test": test_metrics,
+        "baseline": linear,
     }
     write_json(out_dir / "metrics.json", summary)
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -102,6 +102,7 @@ def train_inputs(wildcards):
         files["preprocess_arrays"] = per_shard("results/preprocessed/shard-{shard}_res-{res}.npy", res=res)
         files["augment"] = per_shard("results/augment/shard-{shard}_res-{res}.tsv", res=res)
         files["augment_arrays"] = per_shard("results/augment/shard-{shard}_res-{res}.npy", res=res)
+        files["regions"] = per_shard("results/regions/shard-{shard}.tsv")
     if spec.uses_connectivity and TANGENT:
         files["connectivity"] = ["results/connectivity/tangent.tsv"]
         files["connectivity_arrays"] = ["results/connectivity/tangent.npy"]

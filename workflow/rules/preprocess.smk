@@ -1,4 +1,5 @@
-# Structural images to RAS cubes of 128³ and 64³: NIfTI for people, packed float16 for training.
+# Structural images to RAS cubes of 128³ and 64³: NIfTI for people, packed float16 for training,
+# and their atlas-region means for the linear baselines.
 
 
 rule preprocess_shard:
@@ -25,3 +26,24 @@ rule preprocess_shard:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/preprocess_shard.py"
+
+
+rule region_means_shard:
+    input:
+        table="results/preprocessed/shard-{shard}.tsv",
+        images="results/preprocessed/shard-{shard}",
+        atlas="results/atlas/atlas.nii.gz",
+    output:
+        "results/regions/shard-{shard}.tsv",
+    params:
+        resolution=min(config["preprocess"]["resolutions"]),
+    log:
+        "logs/regions/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/regions/shard-{shard}.tsv"
+    group:
+        "shard"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/region_means.py"

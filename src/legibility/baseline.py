@@ -1,0 +1,97 @@
+"""The linear baseline of every cell: the same split and inputs, scikit-learn's ridge or
+logistic regression with the penalty chosen by cross-validation on the training split.
+
+Images enter as atlas-region means (of the preprocessed cubes, so the atlas must be in the
+images' space, as for UK Biobank's MNI-registered scans); connectivity and metadata as the
+deep model sees them. Every feature is scaled on the training split only.
+"""
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+from sklearn.model_selection import StratifiedKFold
+
+from .connectivity import Regions, atlas_labels, atlas_on
+from .data import standardise
+from .io import read_tsv
+from .resample import SUFFIX
+from .splits import SPLITS
+
+ALPHAS = np.logspace(-2, 5, 15)  # ridge penalties tried
+CS = np.logspace(-4, 2, 13)  # inverse logistic penalties tried
+FOLDS = 5
+
+
+def region_means(images: dict, atlas_img) -> pd.DataFrame:
+    """One row per (subject, modality) of `images` {(subject, modality): NIfTI path}: the mean
+    of each atlas region (NaN for a region outside the image's field of view). The atlas is
+    resampled once per grid geometry."""
+    labels = atlas_labels(atlas_img)
+    grids, rows = {}, []
+    for (subject, modality), path in sorted(images.items()):
+        image = nib.load(path)
+        key = (image.shape, image.affine.round(6).tobytes())
+        if key not in grids:
+            grids[key] = Regions(atlas_on(image, atlas_img), labels)
+        means = grids[key].means(np.asarray(image.dataobj, dtype=np.float32)[..., None])[0]
+        rows.append({"subject": subject, "modality": modality, **{f"region_{r}": m for r, m in zip(labels, means)}})
+    return pd.DataFrame(rows)
+
+
+def shard_region_means(preprocess_table, nifti_dir, resolution: int, atlas_img) -> pd.DataFrame:
+    """Region means of a shard's preprocessed images at one resolution."""
+    table = read_tsv(preprocess_table)
+    ok = table[table["status"] == "ok"]
+    images = {(s, m): f"{nifti_dir}/sub-{s}_res-{resolution}_desc-preproc_{SUFFIX[m]}.nii.gz"
+              for s, m in zip(ok["subject"].astype(str), ok["modality"])}  # fmt: skip
+    columns = ["subject", "modality", *(f"region_{r}" for r in atlas_labels(atlas_img))]
+    return region_means(images, atlas_img).reindex(columns=columns)
+
+
+def features(spec, datasets, region_tables=()) -> dict:
+    """{split: (subjects x features) float array} of the model's inputs."""
+    parts = {split: [] for split in SPLITS}
+    if spec.images:
+        table = pd.concat([read_tsv(t) for t in region_tables]).set_index(["subject", "modality"])
+        per_split = []
+        for split in SPLITS:
+            subjects = datasets[split].subjects
+            missing = [f"sub-{s} {m}" for s in subjects for m in spec.images if (s, m) not in table.index]
+            if missing:
+                raise ValueError(f"{spec.name}: no region means for {', '.join(missing[:10])}")
+            per_split.append(np.hstack([table.loc[[(s, m) for s in subjects]].to_numpy(float) for m in spec.images])
+                             if subjects else np.zeros((0, len(spec.images) * table.shape[1])))  # fmt: skip
+        for split, scaled in zip(SPLITS, standardise(*per_split)[0]):
+            parts[split].append(scaled)
+    for split in SPLITS:  # connectivity and metadata arrive scaled on the training split already
+        parts[split] += [x for x in (datasets[split].connectivity, datasets[split].metadata) if x is not None]
+    return {split: np.hstack(parts[split]).astype(np.float64) for split in SPLITS}
+
+
+def fit(spec, datasets, X: dict, n_classes: int):
+    """Fit on the training split; returns (description, {split: outputs}) where outputs are on
+    the deep model's scale: standardised values, a logit, or log-probabilities per class."""
+    y = datasets["train"].targets
+    if spec.target_type == "continuous":
+        model = RidgeCV(alphas=ALPHAS).fit(X["train"], y)
+        described = {"method": "ridge", "alpha": float(model.alpha_)}
+        outputs = {s: model.predict(X[s])[:, None] for s in SPLITS}
+    else:
+        y = y.astype(int)
+        folds = min(FOLDS, np.bincount(y)[np.unique(y)].min())
+        if folds >= 2:
+            model = LogisticRegressionCV(Cs=CS, l1_ratios=(0.0,), cv=StratifiedKFold(folds), class_weight="balanced",
+                                         scoring="neg_log_loss", max_iter=5000, use_legacy_attributes=False).fit(X["train"], y)  # fmt: skip
+            described = {"method": "logistic", "C": float(np.ravel(model.C_)[0])}
+        else:  # a class with one training subject cannot be cross-validated
+            model = LogisticRegression(class_weight="balanced", max_iter=5000).fit(X["train"], y)
+            described = {"method": "logistic", "C": 1.0}
+        outputs = {}
+        for split in SPLITS:
+            probabilities = np.full((len(X[split]), n_classes), 1e-12)
+            probabilities[:, model.classes_] = model.predict_proba(X[split]) if len(X[split]) else 0
+            logp = np.log(probabilities)
+            outputs[split] = logp[:, 1:] - logp[:, :1] if spec.target_type == "binary" else logp
+    described["n_features"] = int(X["train"].shape[1])
+    return described, outputs
