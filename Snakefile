@@ -26,5 +26,6 @@ rule all:
         "results/qc.tsv",
         "results/splits.tsv",
         "results/performance.tsv",
+        "results/legibility.tsv",
         "results/performance_grid.png",
         *(["results/connectivity/group_mean.png"] if CONNECTIVITY_FROM in EXPECTED else []),

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, validated
-from legibility.grid import ConfigError, expand_grid, model_name, target_modalities
+from legibility.grid import ConfigError, expand_grid, input_sets, model_name, target_modalities
 
 
 def test_demo_config_validates_and_gets_schema_defaults(demo_config):
@@ -87,3 +87,16 @@ def test_key_order_does_not_matter(demo_config):
     shuffled = {k: demo_config[k] for k in reversed(list(demo_config))}
     shuffled["augment"] = {k: demo_config["augment"][k] for k in reversed(list(demo_config["augment"]))}
     assert repr(validated(shuffled)) == repr(validated(demo_config))
+
+
+def test_combine_expresses_all_combinations():
+    entry = {"targets": ["hba1c"], "combine": [[{"subsets_of": ["t1", "flair", "dwi"]}, ["connectivity"]],
+                                               [[], ["constitutional"], ["psychology", "constitutional"]]]}  # fmt: skip
+    sets = input_sets(entry)
+    assert len(sets) == 8 * 3 and len(set(sets)) == 24
+    assert ("t1", "flair", "dwi") in sets and ("connectivity", "constitutional", "psychology") in sets  # canonical order
+    assert input_sets({"targets": ["x"], "combine": [[[], ["t1"]], [[]]]}) == [("t1",)]  # the empty union is dropped
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["grid"] = [{"targets": ["age"], "input_sets": [["t1"]], "combine": [[["t1"]]]}]
+    with pytest.raises(Exception, match="valid under each of|is valid under"):
+        validated(config)  # one or the other, not both

@@ -27,7 +27,7 @@ def run(tmp_path_factory):
 
 
 def test_contract_files(run):
-    for name in ("qc.tsv", "splits.tsv", "performance.tsv", "performance_grid.png"):
+    for name in ("qc.tsv", "splits.tsv", "performance.tsv", "legibility.tsv", "performance_grid.png"):
         assert (run / "results" / name).stat().st_size > 0, name
     performance = read_tsv(run / "results" / "performance.tsv")
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -73,6 +73,12 @@ def test_sex_and_age_are_predicted_and_the_negative_control_is_not(run):
     assert best["sex"] >= 0.8  # balanced accuracy
     assert best["age"] >= 0.5  # R²
     assert best["negative_control"] < 0.15  # R²: no better than predicting the mean
+    verdicts = read_tsv(run / "results" / "legibility.tsv").set_index("target")["verdict"]
+    assert verdicts["sex"] == verdicts["age"] == "legible"
+    assert verdicts["negative_control"] == "not legible"
+    assert (performance.loc[performance.target == "negative_control", "legible"] == "no").all()
+    for target in verdicts.index:
+        assert (run / "results" / "targets" / f"{target}.png").stat().st_size > 0
 
 
 def planned(run, change):
@@ -109,6 +115,11 @@ def test_one_targets_learning_rate_reruns_its_models_only(run):
     jobs = planned(run, change)
     assert set(jobs) == {"train", "performance", "all"}
     assert jobs["train"] == {"model=smoking__constitutional+disease"}
+
+
+def test_changed_statistics_rerun_the_tables_only(run):
+    jobs = planned(run, lambda c: c.update(statistics={"permutations": 999}))
+    assert set(jobs) == {"performance", "all"}
 
 
 def test_a_new_target_trains_only_its_models(run):

@@ -1,5 +1,6 @@
 """The model grid: which target is predicted from which inputs, one model per cell."""
 
+import itertools
 from dataclasses import asdict, dataclass
 
 from . import BLOCKS, BOLD, CONNECTIVITY, MODALITIES
@@ -80,7 +81,7 @@ def expand_grid(config: dict) -> dict:
                     f"(phenotypes.variables has {', '.join(sorted(variables))})"
                 )
             block = variables[target]["block"]
-            for input_set in entry["input_sets"]:
+            for input_set in input_sets(entry):
                 inputs = tuple(i for i in INPUT_ORDER if i in input_set)
                 if block in inputs:
                     raise ConfigError(
@@ -103,6 +104,21 @@ def expand_grid(config: dict) -> dict:
                     raise ConfigError(f"{where}: model {spec.name} is listed twice with different settings")
                 specs[spec.name] = spec
     return specs
+
+
+def input_sets(entry: dict) -> list:
+    """A grid entry's input sets: as listed, or every union of one choice from each factor of
+    `combine`, where {subsets_of: [...]} stands for every non-empty subset of its inputs."""
+    if "input_sets" in entry:
+        return [tuple(s) for s in entry["input_sets"]]
+    factors = [[chosen for item in factor for chosen in (_subsets(item["subsets_of"]) if isinstance(item, dict) else [item])]
+               for factor in entry["combine"]]  # fmt: skip
+    unions = (tuple(i for i in INPUT_ORDER if any(i in part for part in parts)) for parts in itertools.product(*factors))
+    return [u for u in dict.fromkeys(unions) if u]
+
+
+def _subsets(inputs) -> list:
+    return [list(c) for size in range(1, len(inputs) + 1) for c in itertools.combinations(inputs, size)]
 
 
 def _override(base: dict, override: dict, where: str) -> dict:

@@ -1,0 +1,36 @@
+"""The reference study's 700-model grid, as a config, expands to 700 training jobs."""
+
+import re
+
+import pandas as pd
+import yaml
+
+from conftest import ROOT, run_snakemake, validated
+from legibility.grid import expand_grid
+
+
+def test_the_reference_grid_is_700_model_jobs(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "reference_grid.yaml").read_text())
+    subjects = [str(1000001 + i) for i in range(12)]  # UK Biobank eids
+    for subject in subjects:  # a dry run only lists the files
+        for template in config["inputs"]["templates"].values():
+            path = tmp_path / "ukb" / template.format(subject=subject)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    values = {}
+    for name, variable in config["phenotypes"]["variables"].items():
+        levels = variable.get("levels")
+        values[name] = [levels[i % len(levels)] for i in range(12)] if levels else [50.0 + i for i in range(12)]
+    pd.DataFrame({"eid": subjects, **values}).to_csv(tmp_path / "phenotypes.tsv", sep="\t", index=False)
+    config["inputs"]["root"] = str(tmp_path / "ukb")
+    config["phenotypes"]["path"] = str(tmp_path / "phenotypes.tsv")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+
+    result = run_snakemake(tmp_path, "-n", "--quiet", "rules", configfile=tmp_path / "config.yaml")
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert int(jobs["train"]) == 700
+    specs = expand_grid(validated(config))
+    names = list(specs)
+    assert len(set(names)) == 700 and "hba1c__t1+flair+dwi+constitutional+psychology__64" in names
+    # no model of a target reads that target's own metadata block
+    assert not [s for s in specs.values() if s.target_block in s.inputs]
