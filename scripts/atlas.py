@@ -1,4 +1,4 @@
-"""The parcellation used for connectivity."""
+"""A parcellation: the connectivity atlas, or the baselines' one."""
 
 from legibility import atlas, jobs
 from legibility.io import save_nifti, write_tsv

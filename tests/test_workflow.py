@@ -117,6 +117,12 @@ def test_one_targets_learning_rate_reruns_its_models_only(run):
     assert jobs["train"] == {"model=smoking__constitutional+disease"}
 
 
+def test_changed_atlas_reruns_connectivity_and_its_models_only(run):
+    jobs = planned(run, lambda c: c["atlas"].update(n_regions=32))
+    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_group", "train", "performance", "all"}
+    assert jobs["train"] == {f"model={m.name}" for m in (run / "results" / "models").iterdir() if "connectivity" in m.name}
+
+
 def test_changed_statistics_rerun_the_tables_only(run):
     jobs = planned(run, lambda c: c.update(statistics={"permutations": 999}))
     assert set(jobs) == {"performance", "all"}

@@ -1,4 +1,4 @@
-"""What every rule script does first: log to the rule's log file."""
+"""What every job does: log to the rule's log file, and record where and with what it ran."""
 
 import logging
 import warnings
@@ -11,3 +11,33 @@ def log_to(path) -> None:
     )  # fmt: skip
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+
+
+PACKAGES = ("legibility", "snakemake", "torch", "monai", "nibabel", "nilearn", "numpy", "pandas", "scikit-learn", "scipy")
+SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_GPUS_ON_NODE", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES")
+
+
+def provenance() -> dict:
+    """Where and with what a job ran: package versions, the workflow's git commit, the host and
+    the scheduler's allocation (SLURM variables, visible GPUs)."""
+    import os
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    root = Path(__file__).resolve().parents[2]
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return {
+        "packages": {name: installed(name) for name in PACKAGES},
+        "python": platform.python_version(),
+        "git_commit": commit.stdout.strip() if commit.returncode == 0 else None,
+        "host": platform.node(),
+        "scheduler": {name: os.environ[name] for name in SLURM_VARIABLES if name in os.environ},
+    }

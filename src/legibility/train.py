@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import baseline, data, metrics
+from . import baseline, data, jobs, metrics
 from .io import BackgroundWriter, atomic_path, save_figure, write_json, write_tsv
 from .models import FusionNet, SoftLabelLoss, n_parameters
 from .seeds import derive_seed, rng
@@ -250,8 +250,10 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     predictions["baseline_prediction"] = linear_predictions["prediction"]
     predictions["baseline_score"] = linear_predictions["score"]
 
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(model.state_dict(), tmp)  # plain tensors: load with torch.load(..., weights_only=True)
+    # plain tensors: load with torch.load(..., weights_only=True). Saved through a file handle, as
+    # a file name would end up inside the archive (and ours is a temporary one)
+    with atomic_path(out_dir / "model.pt") as tmp, open(tmp, "wb") as handle:
+        torch.save(model.state_dict(), handle)
     write_tsv(out_dir / "predictions.tsv", predictions)
     write_json(out_dir / "fitted.json", fitted)
     _figures(spec, state["history"], predictions, out_dir)
@@ -271,6 +273,10 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "chance": metrics.chance(spec.target_type, len(phenotypes.levels.get(spec.target, ()))),
         "test": test_metrics,
         "baseline": linear,
+        "provenance": {  # what made this result; differs between hosts, not between reruns of one
+            **jobs.provenance(), "spec": spec.identity(), "seed": seed, "threads": threads,
+            "split_sha256": hashlib.sha256(split_table.to_csv(index=False).encode()).hexdigest(),
+        },
     }
     write_json(out_dir / "metrics.json", summary)
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -15,6 +15,16 @@ rule atlas:
         "../../scripts/atlas.py"
 
 
+use rule atlas as baseline_atlas with:
+    output:
+        image="results/atlas/baseline.nii.gz",
+        table="results/atlas/baseline.tsv",
+    params:
+        atlas=lookup(dpath="baseline/atlas", within=config),
+    log:
+        "logs/baseline_atlas.log",
+
+
 rule connectivity_shard:
     input:
         unpack(connectivity_inputs),

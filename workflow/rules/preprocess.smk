@@ -32,7 +32,7 @@ rule region_means_shard:
     input:
         table="results/preprocessed/shard-{shard}.tsv",
         images="results/preprocessed/shard-{shard}",
-        atlas="results/atlas/atlas.nii.gz",
+        atlas="results/atlas/baseline.nii.gz",
     output:
         "results/regions/shard-{shard}.tsv",
     params:

@@ -1,0 +1,207 @@
+"""Reruns give the same bytes: a run killed mid-way (SIGKILL) and finished equals a run never
+killed, and so does a run on a real SLURM, a one-node cluster on localhost offering one
+(fake) GPU.
+
+`.ci/run` installs Debian's slurm-wlm and munge; where they cannot be installed (not root, no
+package) the test is skipped, saying so. The cluster: munged on a private socket, slurmctld
+and slurmd as root, proctrack/linuxproc and task/none (they work in a container), no
+accounting database (so job states come from squeue), and a plain file as the GPU device.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, SNAKEMAKE, run_snakemake
+from legibility.io import read_tsv
+
+pytestmark = pytest.mark.workflow
+
+ETC = Path("/etc/slurm")
+SLURM_CONF = """\
+ClusterName=legibility-test
+SlurmctldHost=localhost
+AuthType=auth/munge
+AuthInfo=socket={d}/munge.sock
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+GresTypes=gpu
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 Gres=gpu:1 State=UNKNOWN
+PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "squeue") if shutil.which(b) is None]
+    if missing:
+        pytest.skip(f"SLURM is not installed here (no {', '.join(missing)}): apt-get install slurm-wlm munge, as root, as .ci/run does")
+    if os.geteuid() != 0:
+        pytest.skip("a test SLURM cluster needs root (slurmd runs jobs as their users)")
+    if (ETC / "slurm.conf").exists() and "legibility-test" not in (ETC / "slurm.conf").read_text():
+        pytest.skip("this machine has its own SLURM configuration in /etc/slurm; the test leaves it alone")
+    d = tmp_path_factory.mktemp("slurm")
+    for sub in ("state", "spool"):
+        (d / sub).mkdir()
+    (d / "gpu0").touch()  # the fake GPU device
+    # in the default place: srun inside a job reads it from there (the job's environment is not ours)
+    ETC.mkdir(exist_ok=True)
+    (ETC / "slurm.conf").write_text(SLURM_CONF.format(d=d, cpus=os.cpu_count()))
+    (ETC / "gres.conf").write_text(f"NodeName=localhost Name=gpu File={d}/gpu0\n")
+    subprocess.run(["munged", "--force", "--key-file=/etc/munge/munge.key", f"--socket={d}/munge.sock", f"--pid-file={d}/munged.pid",
+                    f"--log-file={d}/munged.log", f"--seed-file={d}/munged.seed"], check=True)  # fmt: skip
+    subprocess.run(["slurmctld", "-c"], check=True)
+    subprocess.run(["slurmd", "-N", "localhost"], check=True)
+    for _ in range(60):
+        state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout
+        if "idle" in state:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"the test cluster did not come up: {state}\n{(d / 'slurmctld.log').read_text()[-2000:]}")
+    yield d
+    subprocess.run(["scancel", "--user=root"])
+    for daemon in ("slurmd", "slurmctld", "munged"):
+        pid = d / f"{daemon}.pid"
+        if pid.exists():
+            subprocess.run(["kill", pid.read_text().strip()])
+    for name in ("slurm.conf", "gres.conf"):
+        (ETC / name).unlink(missing_ok=True)
+
+
+def small_demo(workdir):
+    """The demo, smaller: 24 subjects, 64³ only, two models (one image model, which asks for a GPU)."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["demo"]["n_subjects"] = 24
+    config["demo"]["unstripped"] = 1
+    config["preprocess"] = {"resolutions": [64]}
+    config["augment"]["copies"] = 1
+    config["training"].update(epochs=2, gpu=1)
+    config["grid"] = [{"targets": ["sex"], "input_sets": [["t1"]]}, {"targets": ["age"], "input_sets": [["connectivity"]]}]
+    shutil.copytree(ROOT / "config", workdir / "config")
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+TIMING = {"wall_seconds", "provenance"}  # where and how long: the only fields that may differ
+
+
+def differences(first, second) -> list:
+    """Files under results/ whose content differs between two runs (timing fields aside)."""
+    def files(root):  # a killed write's .tmp* file never looks complete, and is not a result
+        return {p.relative_to(root) for p in (root / "results").rglob("*")
+                if p.is_file() and "benchmarks" not in p.parts and not p.name.startswith(".tmp")}  # fmt: skip
+
+    names = files(first) | files(second)
+    differ = sorted(str(n) for n in names ^ (files(first) & files(second)))
+    for name in sorted(files(first) & files(second)):
+        a, b = (first / name).read_bytes(), (second / name).read_bytes()
+        if a == b:
+            continue
+        if name.name == "metrics.json":
+            a, b = ({k: v for k, v in json.loads(x).items() if k not in TIMING} for x in (a, b))
+        elif name.name == "performance.tsv":  # .equals: NaN equals NaN
+            a, b = (read_tsv(root / name).drop(columns=["wall_seconds"]) for root in (first, second))
+            a, b = a.equals(b), True
+        elif name.suffix == ".npz":  # zip members carry their write time
+            a, b = (dict(np.load(root / name)) for root in (first, second))
+            a, b = {k: v.tobytes() for k, v in a.items()}, {k: v.tobytes() for k, v in b.items()}
+        if a != b:
+            differ.append(str(name))
+    return differ
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("local")
+    small_demo(workdir)
+    run_snakemake(workdir)
+    return workdir
+
+
+def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster, local_run, tmp_path):
+    on_slurm = tmp_path
+    small_demo(on_slurm)
+    run_snakemake(
+        on_slurm, "--profile", str(ROOT / "profiles" / "slurm"),
+        "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+        "--seconds-between-status-checks", "2", "--latency-wait", "5", "--jobs", "4",
+        # the test node has 2 CPUs and no partition limits: ask for what it has
+        "--default-resources", "slurm_partition=cpu", "mem_mb=1000", "runtime=30", "cpus_per_task=1",
+        "--set-resources", "train:slurm_partition=gpu", "train:mem_mb=2000", "train:cpus_per_task=1", "demo_cohort:mem_mb=2000",
+        "demo_cohort:cpus_per_task=1", "--set-threads", "train=1",
+    )  # fmt: skip
+    image_model = json.loads((on_slurm / "results" / "models" / "sex__t1__64" / "metrics.json").read_text())
+    assert image_model["provenance"]["scheduler"].get("SLURM_GPUS_ON_NODE") == "1"  # training was given the GPU
+    assert image_model["provenance"]["scheduler"].get("SLURM_JOB_PARTITION") == "gpu"
+    assert differences(local_run, on_slurm) == []  # the same results as a local run, to the byte
+
+
+def kill_when(workdir, log_glob, text, timeout=600):
+    """Start the workflow, SIGKILL it and every job once a log matching `log_glob` shows `text`."""
+    run_snakemake(workdir, "--unlock")  # a killed Snakemake leaves its lock, as after a power loss
+    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if any(text in log.read_text(errors="ignore") for log in workdir.glob(log_glob)):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the workflow ended or timed out before any {log_glob} showed {text!r}")
+
+
+def assert_no_partial_file(workdir):
+    """Every file at its final name is whole (writes go to .tmp* names, renamed when complete)."""
+    import nibabel as nib
+
+    for path in (workdir / "results").rglob("*"):
+        if not path.is_file() or path.name.startswith(".tmp"):
+            continue
+        if path.suffix == ".npy":
+            np.load(path, mmap_mode="r")
+        elif path.name.endswith(".nii.gz"):
+            nib.load(path).get_fdata()
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".tsv":
+            read_tsv(path)
+
+
+def test_jobs_killed_mid_way_leave_nothing_partial_and_the_rerun_gives_the_same_bytes(local_run, tmp_path):
+    """A clean run from an empty folder, SIGKILLed twice (mid-resampling and mid-training) and
+    finished: it leaves no partial file, and its results equal the uninterrupted run's to the byte."""
+    small_demo(tmp_path)
+    kill_when(tmp_path, "logs/preprocess/shard-*.log", "preprocessed sub-")  # mid-resampling
+    assert_no_partial_file(tmp_path)
+    kill_when(tmp_path, "logs/train/sex__t1__64.log", "epoch 1/")  # mid-training (the rerun resumes)
+    assert_no_partial_file(tmp_path)
+    assert not (tmp_path / "results" / "models" / "sex__t1__64" / "metrics.json").exists()
+    run_snakemake(tmp_path, "--unlock")
+    run_snakemake(tmp_path)  # the default profile reruns incomplete jobs
+    assert differences(local_run, tmp_path) == []  # the same bytes as a run never killed
