@@ -32,12 +32,16 @@ def provenance() -> dict:
         except PackageNotFoundError:
             return None
 
-    root = Path(__file__).resolve().parents[2]
-    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    try:  # None outside a git checkout, or without git
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+        commit = commit.stdout.strip() if commit.returncode == 0 else None
+    except OSError:
+        commit = None
     return {
         "packages": {name: installed(name) for name in PACKAGES},
         "python": platform.python_version(),
-        "git_commit": commit.stdout.strip() if commit.returncode == 0 else None,
+        "git_commit": commit,
         "host": platform.node(),
         "scheduler": {name: os.environ[name] for name in SLURM_VARIABLES if name in os.environ},
     }
