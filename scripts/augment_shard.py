@@ -4,9 +4,8 @@ from legibility import augment, jobs
 from legibility.io import read_tsv
 
 jobs.log_to(snakemake.log[0])
-assigned = read_tsv(snakemake.input.split)
 augment.run_shard(
-    assigned.loc[assigned["split"] == "train", "subject"].tolist(),
+    snakemake.params.train,
     read_tsv(snakemake.input.table),
     snakemake.input.array,
     snakemake.params.settings,

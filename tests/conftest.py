@@ -24,6 +24,18 @@ def run_snakemake(workdir, *args, configfile=None, check=True):
     return result
 
 
+def planned_jobs(workdir, configfile=None) -> dict:
+    """What a dry run would do: {rule: set of its jobs' wildcard values}."""
+    jobs, rule = {}, None
+    for line in run_snakemake(workdir, "-n", configfile=configfile).stdout.splitlines():
+        if line.strip().startswith(("rule ", "localrule ")):  # jobs of a group are indented
+            rule = line.split()[-1].rstrip(":")
+            jobs.setdefault(rule, set())
+        elif line.strip().startswith("wildcards:") and rule:
+            jobs[rule].add(line.split(":", 1)[1].strip())
+    return jobs
+
+
 @pytest.fixture
 def demo_config():
     return validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))

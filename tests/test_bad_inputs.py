@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, planned_jobs, run_snakemake
 from legibility import demo
 from legibility.io import read_tsv
 
@@ -134,27 +134,39 @@ def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
     assert (study / "results" / "qc" / "qc_metrics.png").stat().st_size > 0
 
 
-def test_a_new_bad_subject_reruns_only_its_shard_and_loses_nothing(study):
-    """The other shard's per-subject work (QC, preprocessing, connectivity) is kept as it is.
-    (Augmentation reruns: a new subject re-draws the cohort's stratified split.)"""
-    rows = read_tsv(study / "participants.tsv").assign(subject=lambda t: t.participant_id.str[4:]).set_index("subject")
-    write_subject(study / "bids", "21", rows.loc["11"].replace("n/a", np.nan).to_dict(), demo._prepared_template())
-    bold = path(study / "bids", "21", "bold")
-    image = nib.load(bold)
-    nib.save(nib.Nifti1Image(image.get_fdata()[..., 0].astype(np.float32), image.affine), bold)  # 3D, not a series
-    participants = pd.read_csv(study / "participants.tsv", sep="\t", dtype=str)
-    new = participants[participants.participant_id == "sub-11"].assign(participant_id="sub-21")
-    pd.concat([participants, new]).to_csv(study / "participants.tsv", sep="\t", index=False)
+def test_new_subjects_rerun_only_their_shard_and_lose_nothing(study):
+    """Two subjects join one shard: a good one (a copy of sub-12's values) and one with a 3D BOLD.
+    Only their shard's per-subject work reruns (QC, preprocessing, region means, connectivity and
+    augmentation, since the split is drawn shard by shard); the other shard's files keep their
+    timestamps; the models rerun, their training data having changed."""
     from legibility.shards import shard_of
 
-    other = f"{1 - shard_of('21', 2):03d}"
-    per_subject = [study / "results" / stage for stage in ("qc", "preprocessed", "connectivity")]
+    good, bad = [s for s in map(str, range(21, 60)) if shard_of(s, 2) == shard_of("21", 2)][:2]
+    shard, other = f"{shard_of(good, 2):03d}", f"{1 - shard_of(good, 2):03d}"
+    values = read_tsv(study / "participants.tsv").assign(subject=lambda t: t.participant_id.str[4:]).set_index("subject")
+    participants = pd.read_csv(study / "participants.tsv", sep="\t", dtype=str)
+    for new, like in ((good, "12"), (bad, "11")):
+        write_subject(study / "bids", new, values.loc[like].replace("n/a", np.nan).to_dict(), demo._prepared_template())
+        participants = pd.concat([participants, participants[participants.participant_id == f"sub-{like}"].assign(participant_id=f"sub-{new}")])
+    participants.to_csv(study / "participants.tsv", sep="\t", index=False)
+    bold = path(study / "bids", bad, "bold")
+    image = nib.load(bold)
+    nib.save(nib.Nifti1Image(image.get_fdata()[..., 0].astype(np.float32), image.affine), bold)  # 3D, not a series
+
+    jobs = planned_jobs(study, study / "study.yaml")
+    for rule in ("qc_shard", "preprocess_shard", "region_means_shard", "connectivity_shard"):
+        assert jobs[rule] == {f"shard={shard}"}, rule
+    assert jobs["augment_shard"] == {f"shard={shard}, res=64"}
+    assert jobs["train"] == {"model=sex__t1__64", "model=sex__flair__64", "model=sex__connectivity"}
+    per_subject = [study / "results" / stage for stage in ("qc", "preprocessed", "regions", "connectivity", "augment")]
     kept = {p: p.stat().st_mtime_ns for folder in per_subject for p in folder.rglob(f"shard-{other}*") if p.is_file()}
-    assert len(kept) >= 4
+    assert len(kept) >= 6
     snakemake(study)
     qc = read_tsv(study / "results" / "qc.tsv").set_index(["subject", "modality"])
-    assert "expected a 4D image" in qc.loc[("21", "bold"), "reasons"]
+    assert "expected a 4D image" in qc.loc[(bad, "bold"), "reasons"]
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    splits = read_tsv(study / "results" / "splits.tsv").set_index("subject")
+    assert splits.loc[bad, "split"] == "excluded" and splits.loc[good, "split"] in ("train", "val", "test")
 
 
 def test_phenotype_problems_stop_the_run_before_any_job(study, tmp_path):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from legibility import splits
+from legibility import shards, splits
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -19,6 +19,11 @@ def cohort(n=300, seed=0):
 
 
 VARIABLES = {"sex": {"type": "binary"}, "age": {"type": "continuous"}}
+SETTINGS = {**FRACTIONS, "stratify_by": ["sex", "age"]}
+
+
+def assign(table, seed, n_blocks=1):
+    return splits.assign(table, shards.members(table.index, n_blocks), SETTINGS, VARIABLES, seed).set_index("subject")
 
 
 def imbalance(assigned, keys):
@@ -29,25 +34,38 @@ def imbalance(assigned, keys):
 
 def test_assignment_is_deterministic_and_proportional():
     table = cohort()
-    keys = splits.strata(table, ["sex", "age"], VARIABLES)
-    first = splits.assign(table.index, keys, FRACTIONS, seed=1)
-    assert first.equals(splits.assign(table.index, keys, FRACTIONS, seed=1))
-    assert not first.equals(splits.assign(table.index, keys, FRACTIONS, seed=2))
-    counts = first.value_counts()
+    first = assign(table, seed=1)
+    assert first.equals(assign(table, seed=1))
+    assert not first.equals(assign(table, seed=2))
+    counts = first.split.value_counts()
     assert counts["train"] == 180 and counts["val"] == 60 and counts["test"] == 60
-    assert set(keys) == {f"|{s}|{a}" for s in ("0.0", "1.0") for a in ("low", "mid", "high")}
+    assert set(first.stratum) == {f"|{s}|{a}" for s in ("0.0", "1.0") for a in ("low", "mid", "high")}
 
 
 def test_stratification_is_at_least_as_balanced_as_scikit_learns():
     """Ours is exact to a subject per stratum; sklearn's two-stage stratified split is the reference."""
     table = cohort()
-    keys = splits.strata(table, ["sex", "age"], VARIABLES)
-    ours = splits.assign(table.index, keys, FRACTIONS, seed=3)
+    ours = assign(table, seed=3)
+    keys = ours.stratum
     rest, test = train_test_split(table.index, test_size=0.2, stratify=keys, random_state=3)
     train, val = train_test_split(rest, test_size=0.25, stratify=keys[rest], random_state=3)
     sklearn = pd.Series({**dict.fromkeys(train, "train"), **dict.fromkeys(val, "val"), **dict.fromkeys(test, "test")})
-    assert imbalance(ours, keys) <= imbalance(sklearn[keys.index], keys) + 1e-9
-    assert imbalance(ours, keys) < 1 / keys.value_counts().min()
+    assert imbalance(ours.split, keys) <= imbalance(sklearn[keys.index], keys) + 1e-9
+    assert imbalance(ours.split, keys) < 1 / keys.value_counts().min()
+
+
+def test_a_new_subject_moves_no_one_outside_its_shard():
+    """Blocks are the shards: adding subjects re-draws only their own shards' splits."""
+    table = cohort(600)
+    before = assign(table, seed=4, n_blocks=8)
+    new = pd.DataFrame({"sex": [1.0, 0.0], "age": [50.0, 77.0]}, index=["new1", "new2"])
+    after = assign(pd.concat([table, new]), seed=4, n_blocks=8)
+    touched = {shards.shard_of(s, 8) for s in new.index}
+    others = [s for s in table.index if shards.shard_of(s, 8) not in touched]
+    assert len(others) > 400
+    assert after.loc[others].equals(before.loc[others])
+    counts = after.split.value_counts()  # per-shard strata still give the cohort its shares
+    assert abs(counts["test"] / len(after) - FRACTIONS["test"]) < 0.02
 
 
 def test_tiny_strata_are_split_where_scikit_learn_refuses():
@@ -55,8 +73,10 @@ def test_tiny_strata_are_split_where_scikit_learn_refuses():
     keys = pd.Series(["common"] * 39 + ["rare"], index=table.index)
     with pytest.raises(ValueError):
         train_test_split(table.index, test_size=0.2, stratify=keys)
-    assigned = splits.assign(table.index, keys, FRACTIONS, seed=0)
+    assigned = splits._assign_block(table.index, keys, FRACTIONS, seed=0)
     assert assigned.notna().all() and len(assigned) == 40
+    one = assign(table.iloc[:1], seed=0)  # a shard of one subject
+    assert list(one.split) == ["train"]
 
 
 def test_missing_stratification_values_form_their_own_stratum():
@@ -64,6 +84,7 @@ def test_missing_stratification_values_form_their_own_stratum():
     table.loc[table.index[:3], "age"] = np.nan
     keys = splits.strata(table, ["age"], VARIABLES)
     assert (keys == "|missing").sum() == 3
+    assert (keys.value_counts().drop("|missing") == 9).all()  # tertiles of the 27 with an age
 
 
 def test_target_split_excludes_with_reasons():

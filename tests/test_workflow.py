@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, planned_jobs, run_snakemake
 from legibility.io import read_tsv
 
 pytestmark = pytest.mark.workflow
@@ -86,15 +86,7 @@ def planned(run, change):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     change(config)
     (run / "changed.yaml").write_text(yaml.safe_dump(config))
-    out = run_snakemake(run, "-n", configfile=run / "changed.yaml").stdout
-    jobs, rule = {}, None
-    for line in out.splitlines():
-        if line.strip().startswith(("rule ", "localrule ")):  # jobs of a group are indented
-            rule = line.split()[-1].rstrip(":")
-            jobs.setdefault(rule, set())
-        elif line.strip().startswith("wildcards:") and rule:
-            jobs[rule].add(line.split(":", 1)[1].strip())
-    return jobs
+    return planned_jobs(run, run / "changed.yaml")
 
 
 def image_models(run):

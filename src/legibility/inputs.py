@@ -62,16 +62,17 @@ class Phenotypes:
         return [names[int(c)] if pd.notna(c) else None for c in codes]
 
 
-def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dict, with_images=None) -> Phenotypes:
+def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dict, with_images=None, raw=None) -> Phenotypes:
     """Load and validate; raises ConfigError listing every problem found.
 
     With `with_images` (the subjects that have images), a row for any other subject is a
-    problem too: usually a mismatch of labels (check subject_column and strip_prefix)."""
+    problem too: usually a mismatch of labels (check subject_column and strip_prefix).
+    `raw`, the table as strings, stands in for a file not written yet (the demo's)."""
     path = Path(path)
-    if not path.exists():
+    if raw is None and not path.exists():
         raise ConfigError(f"phenotypes.path: {path} does not exist")
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    raw = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    if raw is None:
+        raw = pd.read_csv(path, sep="," if path.suffix.lower() == ".csv" else "\t", dtype=str, keep_default_na=False)
     problems = []
 
     def known(column):

@@ -18,13 +18,26 @@ def strata(phenotypes: pd.DataFrame, stratify_by, variables: dict) -> pd.Series:
     key = pd.Series("", index=phenotypes.index)
     for name in stratify_by:
         values = phenotypes[name]
-        if variables[name]["type"] == "continuous":
-            values = pd.qcut(values, 3, labels=["low", "mid", "high"], duplicates="drop")
+        if variables[name]["type"] == "continuous":  # by rank: ties and tiny blocks need no special case
+            n = values.notna().sum()
+            values = pd.cut(values.rank(method="first"), [0, n / 3, 2 * n / 3, max(n, 1)], labels=["low", "mid", "high"])
         key = key + "|" + values.astype(str).where(values.notna(), "missing")
     return key
 
 
-def assign(subjects, keys, fractions: dict, seed: int) -> pd.Series:
+def assign(phenotypes: pd.DataFrame, blocks: dict, settings: dict, variables: dict, seed: int) -> pd.DataFrame:
+    """Rows subject, stratum, split, assigned block by block (`blocks`: the shards), with
+    strata (and tertiles) of the block's own, so a subject added to one block never moves a
+    subject of another: only its shard's augmentation reruns."""
+    parts = []
+    for members in blocks.values():
+        keys = strata(phenotypes.reindex(members), settings["stratify_by"], variables)
+        split = _assign_block(members, keys, settings, seed)
+        parts.append(pd.DataFrame({"subject": split.index, "stratum": keys[split.index].to_numpy(), "split": split.to_numpy()}))
+    return pd.concat(parts).sort_values("subject", ignore_index=True)
+
+
+def _assign_block(subjects, keys, fractions: dict, seed: int) -> pd.Series:
     """Subject -> split. Within each stratum, subjects in a seeded random order fill the splits
     in proportion (largest remainder), so every stratum, however small, is split as evenly as
     its size allows."""

@@ -3,13 +3,13 @@
 
 rule augment_shard:
     input:
-        split="results/splits/subjects.tsv",
         table="results/preprocessed/shard-{shard}.tsv",
         array="results/preprocessed/shard-{shard}_res-{res}.npy",
     output:
         table="results/augment/shard-{shard}_res-{res}.tsv",
         array="results/augment/shard-{shard}_res-{res}.npy",
     params:
+        train=shard_training,
         settings=lookup(dpath="augment", within=config),
         normalise=config["preprocess"]["normalise"],
         fov_mm=config["preprocess"]["fov_mm"],

@@ -13,7 +13,7 @@ min_version("9.0")
 # even where it is not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from legibility import BOLD, MODALITIES, demo, grid, inputs, shards  # noqa: E402
+from legibility import BOLD, MODALITIES, demo, grid, inputs, shards, splits  # noqa: E402
 from legibility.config import canonical_order  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -30,10 +30,11 @@ try:
     SUBJECTS = sorted(IMAGES)
     if not SUBJECTS:
         raise grid.ConfigError(f"no subject found under {config['inputs']['root']} with the path templates in inputs.templates")
-    if not config["demo"]["enabled"]:  # the demo's table is made by a rule; a user's is checked before any job
-        _pheno = config["phenotypes"]
-        inputs.read_phenotypes(_pheno["path"], _pheno["subject_column"], _pheno["strip_prefix"], _pheno["variables"],
-                               None if _pheno["allow_rows_without_images"] else SUBJECTS)  # fmt: skip
+    # a user's table is checked before any job; the demo's is made by a rule, from this generator
+    _pheno, _demo = config["phenotypes"], config["demo"]["enabled"]
+    PHENOTYPES = inputs.read_phenotypes(_pheno["path"], _pheno["subject_column"], _pheno["strip_prefix"], _pheno["variables"],
+                                        None if _demo or _pheno["allow_rows_without_images"] else SUBJECTS,
+                                        raw=demo.phenotypes(SUBJECTS, config["seed"]).astype(str) if _demo else None).values  # fmt: skip
 except grid.ConfigError as error:
     raise WorkflowError(str(error))
 
@@ -48,6 +49,9 @@ if _needed:
     raise WorkflowError(f"the grid uses {', '.join(sorted(_needed))} but inputs.templates has no template for it")
 
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
+# Known before any job, and drawn shard by shard: a new subject re-draws only its own shard's.
+SPLIT = splits.assign(PHENOTYPES.reindex(SUBJECTS), SHARDS, config["split"], config["phenotypes"]["variables"], config["seed"])
+TRAINING = set(SPLIT.subject[SPLIT.split == "train"])
 MODELS = sorted(SPECS)
 TARGETS = sorted({spec.target for spec in SPECS.values()})
 TARGET_MODALITIES = {t: [CONNECTIVITY_FROM if m == BOLD else m for m in ms] for t, ms in grid.target_modalities(SPECS).items()}
@@ -66,6 +70,10 @@ wildcard_constraints:
 def shard_images(wildcards):
     """subject -> {modality: path} for the shard's subjects."""
     return {s: IMAGES[s] for s in SHARDS[wildcards.shard]}
+
+
+def shard_training(wildcards):
+    return [s for s in SHARDS[wildcards.shard] if s in TRAINING]
 
 
 def shard_files(modalities):

@@ -2,16 +2,10 @@
 
 
 rule subject_split:
-    input:
-        phenotypes=config["phenotypes"]["path"],
     output:
         "results/splits/subjects.tsv",
     params:
-        subjects=SUBJECTS,
-        split=lookup(dpath="split", within=config),
-        phenotypes=PHENOTYPE_FILE,
-        variables=variables(config["split"]["stratify_by"]),
-        seed=config["seed"],
+        split=SPLIT.to_dict("list"),
     log:
         "logs/splits/subjects.log",
     conda:
