@@ -21,6 +21,16 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# tables of tables take a second: on a cluster they run where Snakemake runs, not in the queue
+localrules:
+    subject_split,
+    splits_table,
+    preprocess_index,
+    regions_table,
+    augment_index,
+    connectivity_index,
+
+
 rule all:
     input:
         "results/qc.tsv",

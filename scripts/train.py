@@ -13,7 +13,7 @@ spec = ModelSpec.from_dict(params.spec)
 spec.training.update(workers=params.workers)
 source = params.phenotypes
 phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], params.variables)
-sources = {key: list(snakemake.input[key]) for key in snakemake.input.keys() if key not in ("split", "phenotypes")}
+sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes")}
 train.run(
     spec,
     read_tsv(snakemake.input.split),

@@ -99,3 +99,24 @@ def test_labels_that_could_escape_are_rejected():
     with pytest.raises(ConfigError, match="not a BIDS label"):
         check_label("../etc", "inputs.include")
     assert check_label("1000017", "x") == "1000017"
+
+
+def test_discovery_finds_what_snakemakes_glob_wildcards_finds(tmp_path):
+    """BIDS, UK Biobank and flat layouts, with decoys: a label's file missing, a mismatched
+    repeat of the label, a folder where a file is expected, other files beside."""
+    from snakemake.io import glob_wildcards
+
+    files = ["sub-01/anat/sub-01_T1w.nii.gz", "sub-02/anat/sub-02_T1w.nii.gz", "sub-03/anat/sub-04_T1w.nii.gz",
+             "sub-05/anat/notes.txt", "sub-0x1/anat/sub-0x1_T1w.nii.gz", "sub-06/func/sub-06_bold.nii.gz",
+             "1000017/T1/T1_brain.nii.gz", "1000025/T1/other.nii.gz", "flat/A1_flair.nii", "flat/B2_flair.nii.gz"]  # fmt: skip
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub-07" / "anat" / "sub-07_T1w.nii.gz").mkdir(parents=True)  # a folder: found, QC fails it
+    templates = {"t1": "sub-{subject}/anat/sub-{subject}_T1w.nii.gz", "bold": "sub-{subject}/func/sub-{subject}_bold.nii.gz",
+                 "dwi": "{subject}/T1/T1_brain.nii.gz", "flair": "flat/{subject}_flair.nii"}  # fmt: skip
+    found, _ = discover(tmp_path, templates)
+    for modality, template in templates.items():
+        expected = set(glob_wildcards(str(tmp_path / template)).subject)
+        assert {s for s, images in found.items() if modality in images} == expected, modality
+    assert set(found) == {"01", "02", "0x1", "06", "07", "1000017", "A1"}

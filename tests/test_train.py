@@ -29,7 +29,7 @@ def cohort(tmp_path_factory):
     draw = np.random.default_rng(0)
     age = draw.uniform(45, 80, len(SUBJECTS))
     sex = draw.integers(0, 2, len(SUBJECTS)).astype(float)
-    sources = {k: [] for k in ("preprocess", "preprocess_arrays", "augment", "augment_arrays", "connectivity", "connectivity_arrays", "regions")}
+    index = {"p": [], "a": [], "c": [], "r": []}  # each stage's index: its shards' tables, naming their arrays
     for shard, members in enumerate((SUBJECTS[::2], SUBJECTS[1::2])):
         rows = [SUBJECTS.index(s) for s in members]
         with PackedArray(root / f"p{shard}.npy", (len(members), 3, 16, 16, 16)) as images:
@@ -44,15 +44,13 @@ def cohort(tmp_path_factory):
         ages = np.tile(age[rows], 3)
         for r in range(1, 6):
             regions[f"region_{r}"] = draw.normal(size=len(regions)) + ages / 4 * (r % 2)
-        for name, frame in (("p", per_image), ("a", table), ("c", table), ("r", regions)):
-            write_tsv(root / f"{name}{shard}.tsv", frame)
-        sources["preprocess"].append(root / f"p{shard}.tsv")
-        sources["preprocess_arrays"].append(root / f"p{shard}.npy")
-        sources["augment"].append(root / f"a{shard}.tsv")
-        sources["augment_arrays"].append(root / f"a{shard}.npy")
-        sources["connectivity"].append(root / f"c{shard}.tsv")
-        sources["connectivity_arrays"].append(root / f"c{shard}.npy")
-        sources["regions"].append(root / f"r{shard}.tsv")
+        for name, frame in (("p", per_image), ("a", table), ("c", table)):
+            index[name].append(frame.assign(array=str(root / f"{name}{shard}.npy")))
+        index["r"].append(regions)
+    sources = {}
+    for name, source in (("p", "preprocess"), ("a", "augment"), ("c", "connectivity"), ("r", "regions")):
+        sources[source] = root / f"{name}.tsv"
+        write_tsv(sources[source], pd.concat(index[name], ignore_index=True))
     values = pd.DataFrame({"age": age, "sex": sex, "bmi": draw.normal(27, 4, 30), "smoking": np.arange(30) % 3},
                           index=pd.Index(SUBJECTS, name="subject"))  # fmt: skip
     phenotypes = Phenotypes(values, {"sex": ["F", "M"], "smoking": ["never", "former", "current"]})
@@ -88,21 +86,22 @@ def test_fitted_parameters_come_from_training_subjects_only(cohort):
 
 def test_an_image_that_was_not_preprocessed_is_an_error(cohort, tmp_path):
     sources, phenotypes, split = cohort
-    table = pd.read_csv(sources["preprocess"][0], sep="\t", dtype={"subject": str})
+    table = pd.read_csv(sources["preprocess"], sep="\t", dtype={"subject": str})
     table.loc[(table.subject == SUBJECTS[0]) & (table.modality == "flair"), "status"] = "excluded"
-    write_tsv(tmp_path / "p0.tsv", table)
+    write_tsv(tmp_path / "p.tsv", table)
     with pytest.raises(ValueError, match=f"no preprocessed image for sub-{SUBJECTS[0]} flair"):
-        data.build(spec(), split, phenotypes, VARIABLES, {**sources, "preprocess": [tmp_path / "p0.tsv", *sources["preprocess"][1:]]})
+        data.build(spec(), split, phenotypes, VARIABLES, {**sources, "preprocess": tmp_path / "p.tsv"})
 
 
 def test_training_reads_augmented_copies_by_epoch(cohort):
     sources, phenotypes, split = cohort
     datasets, _ = data.build(spec(), split, phenotypes, VARIABLES, sources)
     train_set, val_set = datasets["train"], datasets["val"]
-    original = np.load(sources["preprocess_arrays"][0])[0, :2].astype(np.float32)
+    root = sources["preprocess"].parent
+    original = np.load(root / "p0.npy")[0, :2].astype(np.float32)
     subject = SUBJECTS[0]
     index = train_set.subjects.index(subject)
-    for epoch, expected in ((0, original), (1, np.load(sources["augment_arrays"][0])[0, 0, :2]), (3, original)):
+    for epoch, expected in ((0, original), (1, np.load(root / "a0.npy")[0, 0, :2]), (3, original)):
         train_set.epoch = epoch
         assert np.array_equal(train_set[index][0]["image"].numpy(), np.asarray(expected, np.float32))
     val_set.epoch = 1  # validation and test subjects are never augmented
@@ -216,12 +215,11 @@ def test_the_baseline_is_fitted_on_the_training_split_only(cohort, tmp_path):
     model_spec = spec("age", ("t1", "serology"))
     datasets, _ = data.build(model_spec, split, phenotypes, VARIABLES, sources)
     first = baseline.fit(model_spec, datasets, baseline.features(model_spec, datasets, sources["regions"]), 0)
-    tampered = []  # other subjects' region means and target values changed: scaling, penalty and fit unchanged
-    for path in sources["regions"]:
-        table = pd.read_csv(path, sep="\t", dtype={"subject": str})
-        table.loc[~table.subject.isin(datasets["train"].subjects), "region_1"] = 1e6
-        write_tsv(tmp_path / path.name, table)
-        tampered.append(tmp_path / path.name)
+    # other subjects' region means and target values changed: scaling, penalty and fit unchanged
+    table = pd.read_csv(sources["regions"], sep="\t", dtype={"subject": str})
+    table.loc[~table.subject.isin(datasets["train"].subjects), "region_1"] = 1e6
+    tampered = tmp_path / "regions.tsv"
+    write_tsv(tampered, table)
     for split_name in ("val", "test"):
         datasets[split_name].targets = datasets[split_name].targets + 100
     second = baseline.fit(model_spec, datasets, baseline.features(model_spec, datasets, tampered), 0)

@@ -95,7 +95,7 @@ def image_models(run):
 
 def test_changed_augmentation_reruns_the_cache_and_image_models_only(run):
     jobs = planned(run, lambda c: c["augment"].update(rotate_deg=7))
-    assert set(jobs) == {"augment_shard", "train", "performance", "all"}
+    assert set(jobs) == {"augment_shard", "augment_index", "train", "performance", "all"}
     assert jobs["train"] == image_models(run)
 
 
@@ -111,7 +111,7 @@ def test_one_targets_learning_rate_reruns_its_models_only(run):
 
 def test_changed_atlas_reruns_connectivity_and_its_models_only(run):
     jobs = planned(run, lambda c: c["atlas"].update(n_regions=32))
-    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_group", "train", "performance", "all"}
+    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "all"}
     assert jobs["train"] == {f"model={m.name}" for m in (run / "results" / "models").iterdir() if "connectivity" in m.name}
 
 

@@ -49,11 +49,11 @@ def shard_region_means(preprocess_table, nifti_dir, resolution: int, atlas_img) 
     return region_means(images, atlas_img).reindex(columns=columns)
 
 
-def features(spec, datasets, region_tables=()) -> dict:
+def features(spec, datasets, regions=None) -> dict:
     """{split: (subjects x features) float array} of the model's inputs."""
     parts = {split: [] for split in SPLITS}
     if spec.images:
-        table = pd.concat([read_tsv(t) for t in region_tables]).set_index(["subject", "modality"])
+        table = read_tsv(regions).set_index(["subject", "modality"])
         per_split = []
         for split in SPLITS:
             subjects = datasets[split].subjects

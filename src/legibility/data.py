@@ -96,15 +96,11 @@ def whole_batches(batch):
     return batch
 
 
-def _index(tables, arrays, status_column=None):
-    """subject -> (packed array path, row) for rows that are usable."""
-    out = {}
-    for table_path, array_path in zip(tables, arrays):
-        table = read_tsv(table_path)
-        if status_column:
-            table = table[table[status_column] == "ok"]
-        out.update({s: (str(array_path), int(r)) for s, r in zip(table["subject"].astype(str), table["row"])})
-    return out
+def _index(table, status_column=None):
+    """subject -> (packed array path, row) for the usable rows of a stage's index table."""
+    if status_column:
+        table = table[table[status_column] == "ok"]
+    return {s: (str(a), int(r)) for s, a, r in zip(table["subject"].astype(str), table["array"], table["row"])}
 
 
 def standardise(train, *others):
@@ -163,9 +159,9 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict):
 
     images = None
     if spec.images:
-        originals = _index(sources["preprocess"], sources["preprocess_arrays"])
-        augmented = _index(sources["augment"], sources["augment_arrays"])
-        status = pd.concat([read_tsv(t) for t in sources["preprocess"]]).set_index(["subject", "modality"])["status"]
+        preprocessed = read_tsv(sources["preprocess"])
+        originals, augmented = _index(preprocessed), _index(read_tsv(sources["augment"]))
+        status = preprocessed.set_index(["subject", "modality"])["status"]
         missing = [f"sub-{s} {m}" for split in SPLITS for s in subjects[split] for m in spec.images if status.get((s, m)) != "ok"]
         if missing:
             raise ValueError(f"{spec.name}: no preprocessed image for {', '.join(missing[:10])}")
@@ -174,7 +170,7 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict):
 
     features = {}
     if spec.uses_connectivity:
-        index = _index(sources["connectivity"], sources["connectivity_arrays"], status_column="status")
+        index = _index(read_tsv(sources["connectivity"]), status_column="status")
         missing = [s for split in SPLITS for s in subjects[split] if s not in index]
         if missing:
             raise ValueError(f"{spec.name}: no connectivity for subjects {missing[:10]}")

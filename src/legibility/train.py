@@ -243,7 +243,7 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     model, state = fit(spec, datasets, fitted, phenotypes.levels, seed, out_dir / "checkpoint.pt", device)
     outputs = {s: predict(model, datasets[s], device, spec.training["batch_size"]) for s in ("val", "test")}
     predictions, test_metrics = evaluate(spec, outputs, datasets, fitted, phenotypes)
-    linear, linear_outputs = baseline.fit(spec, datasets, baseline.features(spec, datasets, sources.get("regions", ())),
+    linear, linear_outputs = baseline.fit(spec, datasets, baseline.features(spec, datasets, sources.get("regions")),
                                           len(phenotypes.levels.get(spec.target, ())))  # fmt: skip
     linear_predictions, linear["test"] = evaluate(spec, linear_outputs, datasets, fitted, phenotypes)
     log.info("%s: test %s, linear baseline %s", spec.name, test_metrics, linear["test"])

@@ -24,3 +24,13 @@ rule augment_shard:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/augment_shard.py"
+
+
+use rule preprocess_index as augment_index with:
+    input:
+        tables=per_shard("results/augment/shard-{shard}_res-{{res}}.tsv"),
+        arrays=per_shard("results/augment/shard-{shard}_res-{{res}}.npy"),
+    output:
+        "results/augment/index_res-{res}.tsv",
+    log:
+        "logs/augment/index_res-{res}.log",

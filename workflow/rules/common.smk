@@ -1,6 +1,6 @@
 # Config validation, input discovery and the helpers rules share.
 
-import re
+import os
 import sys
 from pathlib import Path
 
@@ -63,8 +63,10 @@ PHENOTYPE_FILE = {k: config["phenotypes"][k] for k in ("path", "subject_column",
 wildcard_constraints:
     shard=r"\d+",
     res=r"\d+",
-    target="|".join(map(re.escape, TARGETS)),
-    model="|".join(map(re.escape, MODELS)),
+    # patterns, not lists of names: Snakemake writes constraints into every file pattern it
+    # matches, and 700 model names there slow the DAG's construction tenfold
+    target=r"[A-Za-z][A-Za-z0-9_]*",
+    model=r"[A-Za-z][A-Za-z0-9_+]*",
 
 
 def shard_images(wildcards):
@@ -76,13 +78,19 @@ def shard_training(wildcards):
     return [s for s in SHARDS[wildcards.shard] if s in TRAINING]
 
 
-def shard_files(modalities):
-    """Input function: the shard's image files of the given modalities."""
+def cohort_files(wildcards):
+    """The demo's images come from its rule. A user's already exist and are not Snakemake inputs
+    (at UK Biobank scale, 95,000 of them would slow every DAG build several-fold): each QC job
+    carries its files' `stamps` instead, and whatever reads images follows QC."""
+    return [rules.demo_cohort.output.truth] if config["demo"]["enabled"] else []
 
-    def files(wildcards):
-        return sorted(p for s in SHARDS[wildcards.shard] for m, p in IMAGES[s].items() if m in modalities)
 
-    return files
+def shard_stamps(wildcards):
+    """(modification time, size) of the shard's files: a file replaced, added or removed reruns
+    its shard's QC and all that follows from it (the demo's files are tracked through its rule)."""
+    if config["demo"]["enabled"]:
+        return {}
+    return {p: [(st := os.stat(p)).st_mtime_ns, st.st_size] for s in SHARDS[wildcards.shard] for p in IMAGES[s].values()}
 
 
 def variables(names):
@@ -102,26 +110,21 @@ def target_variable(wildcards):
 
 
 def train_inputs(wildcards):
+    """A model reads each stage through its index (one table naming every shard's packed array):
+    a few inputs per job rather than several per shard keep the DAG small at any cohort size."""
     spec = SPECS[wildcards.model]
     files = {"split": f"results/splits/target-{spec.target}.tsv", "phenotypes": config["phenotypes"]["path"]}
     if spec.images:
-        res = spec.resolution
-        files["preprocess"] = per_shard("results/preprocessed/shard-{shard}.tsv")
-        files["preprocess_arrays"] = per_shard("results/preprocessed/shard-{shard}_res-{res}.npy", res=res)
-        files["augment"] = per_shard("results/augment/shard-{shard}_res-{res}.tsv", res=res)
-        files["augment_arrays"] = per_shard("results/augment/shard-{shard}_res-{res}.npy", res=res)
-        files["regions"] = per_shard("results/regions/shard-{shard}.tsv")
-    if spec.uses_connectivity and TANGENT:
-        files["connectivity"] = ["results/connectivity/tangent.tsv"]
-        files["connectivity_arrays"] = ["results/connectivity/tangent.npy"]
-    elif spec.uses_connectivity:
-        files["connectivity"] = per_shard("results/connectivity/shard-{shard}.tsv")
-        files["connectivity_arrays"] = per_shard("results/connectivity/shard-{shard}.npy")
+        files["preprocess"] = f"results/preprocessed/index_res-{spec.resolution}.tsv"
+        files["augment"] = f"results/augment/index_res-{spec.resolution}.tsv"
+        files["regions"] = "results/regions.tsv"
+    if spec.uses_connectivity:
+        files["connectivity"] = "results/connectivity/tangent.tsv" if TANGENT else "results/connectivity/index.tsv"
     return files
 
 
 def connectivity_inputs(wildcards):
-    files = {"images": shard_files([CONNECTIVITY_FROM, "confounds"])(wildcards), "qc": f"results/qc/shard-{wildcards.shard}.tsv"}
+    files = {"qc": f"results/qc/shard-{wildcards.shard}.tsv"}
     if CONNECTIVITY_FROM == BOLD:
         files["atlas"] = "results/atlas/atlas.nii.gz"
     return files

@@ -88,3 +88,13 @@ rule connectivity_tangent:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/connectivity_tangent.py"
+
+
+use rule preprocess_index as connectivity_index with:
+    input:
+        tables=per_shard("results/connectivity/shard-{shard}.tsv"),
+        arrays=per_shard("results/connectivity/shard-{shard}.npy"),
+    output:
+        "results/connectivity/index.tsv",
+    log:
+        "logs/connectivity/index.log",

@@ -4,7 +4,6 @@
 
 rule preprocess_shard:
     input:
-        images=shard_files(MODALITIES),
         qc="results/qc/shard-{shard}.tsv",
     output:
         table="results/preprocessed/shard-{shard}.tsv",
@@ -47,3 +46,30 @@ rule region_means_shard:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/region_means.py"
+
+
+rule preprocess_index:
+    input:
+        tables=per_shard("results/preprocessed/shard-{shard}.tsv"),
+        arrays=per_shard("results/preprocessed/shard-{shard}_res-{{res}}.npy"),
+    output:
+        "results/preprocessed/index_res-{res}.tsv",
+    log:
+        "logs/preprocess/index_res-{res}.log",
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/concat_tables.py"
+
+
+rule regions_table:
+    input:
+        per_shard("results/regions/shard-{shard}.tsv"),
+    output:
+        "results/regions.tsv",
+    log:
+        "logs/regions/table.log",
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/concat_tables.py"

@@ -3,7 +3,7 @@
 
 rule qc_shard:
     input:
-        shard_files([*EXPECTED, "confounds"]),
+        cohort_files,
     output:
         table="results/qc/shard-{shard}.tsv",
         montages=report(
@@ -15,6 +15,7 @@ rule qc_shard:
         ),
     params:
         images=shard_images,
+        stamps=shard_stamps,
         expected=EXPECTED,
         thresholds=QC_THRESHOLDS,
     log:
