@@ -15,6 +15,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/connectivity.smk"
+include: "workflow/rules/mind.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
@@ -29,6 +30,7 @@ localrules:
     regions_table,
     augment_index,
     connectivity_index,
+    mind_index,
 
 
 rule all:
@@ -39,3 +41,4 @@ rule all:
         "results/legibility.tsv",
         "results/performance_grid.png",
         *(["results/connectivity/group_mean.png"] if CONNECTIVITY_FROM in EXPECTED else []),
+        *(["results/mind/group_mean.png"] if USES_MIND else []),

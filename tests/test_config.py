@@ -81,6 +81,16 @@ def test_target_modalities_cover_every_model_of_the_target(demo_config):
     assert needed["smoking"] == []
 
 
+def test_mind_models_need_the_images_their_features_come_from(demo_config):
+    demo_config["grid"] = [{"targets": ["sex"], "input_sets": [["mind"]]}, {"targets": ["bmi"], "input_sets": [["mind", "t1"]]}]
+    demo_config["mind"]["features"] = ["t1", "dwi_gradient"]
+    specs = expand_grid(demo_config)
+    assert specs["sex__mind"].resolution is None and specs["sex__mind"].vectors == ("mind",)
+    assert specs["sex__mind"].raw_modalities == ("t1", "dwi")  # a subject whose DWI failed QC has no MIND network
+    assert specs["bmi__t1+mind__64"].images == ("t1",)
+    assert target_modalities(specs) == {"sex": ["t1", "dwi"], "bmi": ["t1", "dwi"]}
+
+
 def test_key_order_does_not_matter(demo_config):
     from legibility.config import validated
 

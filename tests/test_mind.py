@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from legibility import mind
 from legibility.mind import kl_divergence, mind_network, subject_features
 
 
@@ -148,3 +149,32 @@ def test_subject_features():
         subject_features(images, atlas, ["t1", "dwi"])
     with pytest.raises(ValueError, match="constant.*: flat"):
         subject_features({**images, "flat": np.full(shape, 3.0)}, atlas, ["t1", "flat"])
+
+
+def test_a_shard_job_writes_each_subjects_network_and_says_who_has_none(tmp_path):
+    """Two subjects' preprocessed cubes (one without FLAIR) and a 4-region atlas on their grid:
+    the first's row is its network's upper triangle, the second's is NaN, with the reason."""
+    import nibabel as nib
+    import pandas as pd
+
+    from legibility.connectivity import vectorise
+    from legibility.io import read_tsv
+
+    draw = np.random.default_rng(0)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    atlas = np.zeros((12, 12, 12), np.int16)
+    atlas[1:6, 1:6, 1:11], atlas[6:11, 1:6, 1:11], atlas[1:6, 6:11, 1:11], atlas[6:11, 6:11, 1:11] = 1, 2, 3, 4
+    images = {}
+    for subject, modalities in (("01", ("t1", "flair", "dwi")), ("02", ("t1", "dwi"))):
+        for modality, suffix in zip(modalities, [{"t1": "T1w", "flair": "FLAIR", "dwi": "MD"}[m] for m in modalities]):
+            data = (draw.normal(size=atlas.shape) + atlas * (1 + len(suffix))).astype(np.float32)
+            images[subject, modality] = data
+            nib.save(nib.Nifti1Image(data, affine), tmp_path / f"sub-{subject}_res-64_desc-preproc_{suffix}.nii.gz")
+    table = pd.DataFrame([{"subject": s, "modality": m, "status": "ok"} for s, m in images])
+    mind.run_shard(table, tmp_path, 64, nib.Nifti1Image(atlas, affine), ["t1", "flair", "dwi"], tmp_path / "m.npy", tmp_path / "m.tsv")
+    rows, written = read_tsv(tmp_path / "m.tsv").set_index("subject"), np.load(tmp_path / "m.npy")
+    features, labels = subject_features({m: images["01", m] for m in ("t1", "flair", "dwi")}, atlas, ["t1", "flair", "dwi"])
+    assert written.shape == (2, 6)
+    np.testing.assert_allclose(written[rows.loc["01", "row"]], vectorise(mind_network(features, labels, [1, 2, 3, 4])), rtol=1e-6)
+    assert rows.loc["02", "status"] == "excluded" and "flair" in rows.loc["02", "reason"]
+    assert np.isnan(written[rows.loc["02", "row"]]).all()

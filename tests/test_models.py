@@ -12,14 +12,17 @@ SETTINGS = {"kind": "fusion", "channels": [4, 8, 8], "sfcn_channels": [4, 8, 4],
 
 
 def test_unused_inputs_are_absent_not_zeroed():
-    model = FusionNet(1, SETTINGS, n_connectivity=10)
+    model = FusionNet(1, SETTINGS, vectors={"connectivity": 10})
     assert list(model.branches) == ["connectivity"]
     assert not any(isinstance(m, nn.Conv3d) for m in model.modules())
     assert model({"connectivity": torch.randn(4, 10)}).shape == (4, 1)
-    fused = FusionNet(3, SETTINGS, image_channels=2, n_metadata=5)
+    fused = FusionNet(3, SETTINGS, image_channels=2, vectors={"metadata": 5})
     assert list(fused.branches) == ["image", "metadata"]
     out = fused({"image": torch.randn(2, 2, 16, 16, 16), "metadata": torch.randn(2, 5)})
     assert out.shape == (2, 3)
+    vectors = FusionNet(1, SETTINGS, vectors={"connectivity": 10, "mind": 6, "metadata": 5})
+    assert [vectors.branches[n][0].in_features for n in vectors.branches] == [10, 6, 5]
+    assert vectors.branches["mind"][0].out_features == SETTINGS["connectivity_hidden"][0]  # MIND is shaped like connectivity
 
 
 def test_128_has_one_more_stage():

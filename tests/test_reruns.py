@@ -95,10 +95,11 @@ def cluster(tmp_path_factory):
 
 
 def small_demo(workdir):
-    """The demo, smaller: 16 subjects, 64³ only, two models (one image model, which asks for a GPU)."""
+    """The demo, smaller: 16 subjects in 2 shards, 64³ only, two models (one image model, which asks for a GPU)."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["demo"]["n_subjects"] = 16
     config["demo"]["unstripped"] = 1
+    config["shards"] = 2
     config["preprocess"] = {"resolutions": [64]}
     config["augment"]["copies"] = 1
     config["training"].update(epochs=2, gpu=1)

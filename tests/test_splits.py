@@ -26,10 +26,10 @@ def assign(table, seed, n_blocks=1):
     return splits.assign(table, shards.members(table.index, n_blocks), SETTINGS, VARIABLES, seed).set_index("subject")
 
 
-def imbalance(assigned, keys):
-    """Largest deviation, over strata and splits, of a split's share from its target share."""
-    table = pd.crosstab(keys, assigned, normalize="index")
-    return max(abs(table[s] - FRACTIONS[s]).max() for s in FRACTIONS)
+def deviation(assigned, keys):
+    """Largest difference, over strata and splits, between a split's count and its share of the stratum."""
+    table = pd.crosstab(keys, assigned)
+    return max(abs(table[s] - table.sum(axis=1) * FRACTIONS[s]).max() for s in FRACTIONS)
 
 
 def test_assignment_is_deterministic_and_proportional():
@@ -38,20 +38,21 @@ def test_assignment_is_deterministic_and_proportional():
     assert first.equals(assign(table, seed=1))
     assert not first.equals(assign(table, seed=2))
     counts = first.split.value_counts()
-    assert counts["train"] == 180 and counts["val"] == 60 and counts["test"] == 60
+    assert abs(counts["train"] - 180) <= 2 and abs(counts["val"] - 60) <= 2 and abs(counts["test"] - 60) <= 2
     assert set(first.stratum) == {f"|{s}|{a}" for s in ("0.0", "1.0") for a in ("low", "mid", "high")}
 
 
-def test_stratification_is_at_least_as_balanced_as_scikit_learns():
-    """Ours is exact to a subject per stratum; sklearn's two-stage stratified split is the reference."""
+def test_stratification_is_as_tight_as_scikit_learns():
+    """Every stratum is split to within one subject of each share, as by sklearn's two-stage
+    stratified split (the reference)."""
     table = cohort()
-    ours = assign(table, seed=3)
-    keys = ours.stratum
-    rest, test = train_test_split(table.index, test_size=0.2, stratify=keys, random_state=3)
-    train, val = train_test_split(rest, test_size=0.25, stratify=keys[rest], random_state=3)
-    sklearn = pd.Series({**dict.fromkeys(train, "train"), **dict.fromkeys(val, "val"), **dict.fromkeys(test, "test")})
-    assert imbalance(ours.split, keys) <= imbalance(sklearn[keys.index], keys) + 1e-9
-    assert imbalance(ours.split, keys) < 1 / keys.value_counts().min()
+    for seed in range(5):
+        ours = assign(table, seed=seed)
+        keys = ours.stratum
+        rest, test = train_test_split(table.index, test_size=0.2, stratify=keys, random_state=seed)
+        train, val = train_test_split(rest, test_size=0.25, stratify=keys[rest], random_state=seed)
+        sklearn = pd.Series({**dict.fromkeys(train, "train"), **dict.fromkeys(val, "val"), **dict.fromkeys(test, "test")})
+        assert deviation(ours.split, keys) < 1 and deviation(sklearn[keys.index], keys) < 1.5
 
 
 def test_a_new_subject_moves_no_one_outside_its_shard():
@@ -73,10 +74,19 @@ def test_tiny_strata_are_split_where_scikit_learn_refuses():
     keys = pd.Series(["common"] * 39 + ["rare"], index=table.index)
     with pytest.raises(ValueError):
         train_test_split(table.index, test_size=0.2, stratify=keys)
-    assigned = splits._assign_block(table.index, keys, FRACTIONS, seed=0)
-    assert assigned.notna().all() and len(assigned) == 40
-    one = assign(table.iloc[:1], seed=0)  # a shard of one subject
-    assert list(one.split) == ["train"]
+    assigned = splits.assign(table.assign(stratum=keys), {0: list(table.index)}, {**FRACTIONS, "stratify_by": ["stratum"]},
+                             {"stratum": {"type": "categorical"}}, seed=0)  # fmt: skip
+    assert assigned.split.notna().all() and len(assigned) == 40
+
+
+def test_tiny_shards_keep_the_cohorts_shares():
+    """Shards of one or two subjects: rounding must not send them all to one split."""
+    table = cohort(1200)
+    for n_blocks in (600, 1200):
+        counts = assign(table, seed=5, n_blocks=n_blocks).split.value_counts(normalize=True)
+        assert all(abs(counts[s] - FRACTIONS[s]) < 0.04 for s in FRACTIONS), counts
+    unknown = assign(table.iloc[:2].assign(age=np.nan), seed=0)  # a shard where no one has an age
+    assert set(unknown.stratum) <= {"|0.0|missing", "|1.0|missing"}
 
 
 def test_missing_stratification_values_form_their_own_stratum():

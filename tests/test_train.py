@@ -29,7 +29,7 @@ def cohort(tmp_path_factory):
     draw = np.random.default_rng(0)
     age = draw.uniform(45, 80, len(SUBJECTS))
     sex = draw.integers(0, 2, len(SUBJECTS)).astype(float)
-    index = {"p": [], "a": [], "c": [], "r": []}  # each stage's index: its shards' tables, naming their arrays
+    index = {"p": [], "a": [], "c": [], "m": [], "r": []}  # each stage's index: its shards' tables, naming their arrays
     for shard, members in enumerate((SUBJECTS[::2], SUBJECTS[1::2])):
         rows = [SUBJECTS.index(s) for s in members]
         with PackedArray(root / f"p{shard}.npy", (len(members), 3, 16, 16, 16)) as images:
@@ -38,17 +38,19 @@ def cohort(tmp_path_factory):
             copies[...] = draw.normal(size=copies.shape)
         with PackedArray(root / f"c{shard}.npy", (len(members), 6), dtype=np.float32) as edges:
             edges[...] = draw.normal(size=edges.shape) + sex[rows, None]
+        with PackedArray(root / f"m{shard}.npy", (len(members), 10), dtype=np.float32) as similarities:
+            similarities[...] = draw.uniform(size=similarities.shape) + (age[rows] / 80)[:, None]
         table = pd.DataFrame({"subject": members, "row": range(len(members)), "status": "ok"})
         per_image = pd.concat([table.assign(modality=m) for m in ("t1", "flair", "dwi")])
         regions = per_image[["subject", "modality"]].reset_index(drop=True)
         ages = np.tile(age[rows], 3)
         for r in range(1, 6):
             regions[f"region_{r}"] = draw.normal(size=len(regions)) + ages / 4 * (r % 2)
-        for name, frame in (("p", per_image), ("a", table), ("c", table)):
+        for name, frame in (("p", per_image), ("a", table), ("c", table), ("m", table)):
             index[name].append(frame.assign(array=str(root / f"{name}{shard}.npy")))
         index["r"].append(regions)
     sources = {}
-    for name, source in (("p", "preprocess"), ("a", "augment"), ("c", "connectivity"), ("r", "regions")):
+    for name, source in (("p", "preprocess"), ("a", "augment"), ("c", "connectivity"), ("m", "mind"), ("r", "regions")):
         sources[source] = root / f"{name}.tsv"
         write_tsv(sources[source], pd.concat(index[name], ignore_index=True))
     values = pd.DataFrame({"age": age, "sex": sex, "bmi": draw.normal(27, 4, 30), "smoking": np.arange(30) % 3},
@@ -192,6 +194,7 @@ def test_progress_goes_to_the_log(cohort, caplog, tmp_path):
 @pytest.mark.parametrize("inputs, target, target_type", [
     (("t1",), "age", "continuous"), (("t1", "flair", "dwi"), "sex", "binary"), (("connectivity",), "sex", "binary"),
     (("serology",), "smoking", "categorical"), (("t1", "connectivity", "serology"), "age", "continuous"),
+    (("mind",), "age", "continuous"), (("connectivity", "mind", "serology"), "sex", "binary"),
 ])  # fmt: skip
 def test_the_baseline_runs_for_every_input_kind(cohort, inputs, target, target_type):
     sources, phenotypes, split = cohort
@@ -199,7 +202,7 @@ def test_the_baseline_runs_for_every_input_kind(cohort, inputs, target, target_t
     datasets, fitted = data.build(model_spec, split, phenotypes, VARIABLES, sources)
     X = baseline.features(model_spec, datasets, sources["regions"])
     per_image = 5 * len(model_spec.images)
-    assert X["train"].shape == (18, per_image + 6 * model_spec.uses_connectivity + len(model_spec.blocks))
+    assert X["train"].shape == (18, per_image + 6 * model_spec.uses_connectivity + 10 * ("mind" in inputs) + len(model_spec.blocks))
     n_classes = len(phenotypes.levels.get(target, ()))
     described, outputs = baseline.fit(model_spec, datasets, X, n_classes)
     assert outputs["test"].shape == (6, n_classes if n_classes > 2 else 1)
@@ -240,3 +243,14 @@ def test_soft_label_sfcn_predicts_in_the_targets_units(cohort, tmp_path):
     predictions = pd.read_csv(tmp_path / "predictions.tsv", sep="\t")
     assert predictions["prediction"].between(centres[0], centres[-1]).all()  # expected bin centre, in years
     assert np.isfinite(summary["test"]["mae"])
+
+
+def test_vector_inputs_are_scaled_on_the_training_split_and_feed_their_own_branches(cohort):
+    sources, phenotypes, split = cohort
+    model_spec = spec("age", ("connectivity", "mind", "serology"))
+    datasets, fitted = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    assert list(datasets["train"].vectors) == ["connectivity", "mind", "metadata"]
+    train_mind = datasets["train"].vectors["mind"]
+    assert np.allclose(train_mind.mean(0), 0, atol=1e-6) and not np.allclose(datasets["test"].vectors["mind"].mean(0), 0, atol=1e-3)
+    model = train.build_model(model_spec, datasets, phenotypes.levels, fitted)
+    assert list(model.branches) == ["connectivity", "mind", "metadata"] and model.branches["mind"][0].in_features == 10

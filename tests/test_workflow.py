@@ -27,7 +27,7 @@ def run(tmp_path_factory):
 
 
 def test_contract_files(run):
-    for name in ("qc.tsv", "splits.tsv", "performance.tsv", "legibility.tsv", "performance_grid.png"):
+    for name in ("qc.tsv", "splits.tsv", "performance.tsv", "legibility.tsv", "performance_grid.png", "mind/group_mean.png"):
         assert (run / "results" / name).stat().st_size > 0, name
     performance = read_tsv(run / "results" / "performance.tsv")
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

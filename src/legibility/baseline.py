@@ -64,8 +64,8 @@ def features(spec, datasets, regions=None) -> dict:
                              if subjects else np.zeros((0, len(spec.images) * table.shape[1])))  # fmt: skip
         for split, scaled in zip(SPLITS, standardise(*per_split)[0]):
             parts[split].append(scaled)
-    for split in SPLITS:  # connectivity and metadata arrive scaled on the training split already
-        parts[split] += [x for x in (datasets[split].connectivity, datasets[split].metadata) if x is not None]
+    for split in SPLITS:  # connectivity, MIND and metadata arrive scaled on the training split already
+        parts[split] += list(datasets[split].vectors.values())
     return {split: np.hstack(parts[split]).astype(np.float64) for split in SPLITS}
 
 

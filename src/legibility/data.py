@@ -53,9 +53,9 @@ class SubjectDataset(torch.utils.data.Dataset):
     float16 memory maps into one float32 batch tensor, converted by torch, and in the main
     process that tensor is reused from batch to batch (fresh memory costs page faults)."""
 
-    def __init__(self, subjects, targets, images=None, connectivity=None, metadata=None, augmented=False):
+    def __init__(self, subjects, targets, images=None, vectors=None, augmented=False):
         self.subjects, self.targets = list(subjects), targets
-        self.images, self.connectivity, self.metadata = images, connectivity, metadata
+        self.images, self.vectors = images, vectors or {}  # vectors: {input: subjects x features}
         self.augmented, self.epoch = augmented, 0
         self._buffer = None
 
@@ -77,10 +77,8 @@ class SubjectDataset(torch.utils.data.Dataset):
                 for row, block in zip(batch, blocks):
                     row.copy_(torch.from_numpy(block))
             inputs["image"] = batch
-        if self.connectivity is not None:
-            inputs["connectivity"] = torch.from_numpy(self.connectivity[indices])
-        if self.metadata is not None:
-            inputs["metadata"] = torch.from_numpy(self.metadata[indices])
+        for name, values in self.vectors.items():
+            inputs[name] = torch.from_numpy(values[indices])
         return inputs, torch.as_tensor(self.targets[indices])
 
     def _batch_tensor(self, shape):
@@ -169,14 +167,14 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict):
         images = ImageReader(originals, augmented, channels, sources["copies"])
 
     features = {}
-    if spec.uses_connectivity:
-        index = _index(read_tsv(sources["connectivity"]), status_column="status")
+    for name in spec.vectors:  # connectivity, MIND: a vector per subject, scaled on the training split
+        index = _index(read_tsv(sources[name]), status_column="status")
         missing = [s for split in SPLITS for s in subjects[split] if s not in index]
         if missing:
-            raise ValueError(f"{spec.name}: no connectivity for subjects {missing[:10]}")
-        matrices = {s: np.asarray(open_packed(index[s][0])[index[s][1]], dtype=np.float64) for split in SPLITS for s in subjects[split]}
-        scaled, _, _ = standardise(*[np.stack([matrices[s] for s in subjects[split]]) for split in SPLITS])
-        features["connectivity"] = dict(zip(SPLITS, scaled))
+            raise ValueError(f"{spec.name}: no {name} for subjects {missing[:10]}")
+        rows = {s: np.asarray(open_packed(index[s][0])[index[s][1]], dtype=np.float64) for split in SPLITS for s in subjects[split]}
+        scaled, _, _ = standardise(*[np.stack([rows[s] for s in subjects[split]]) for split in SPLITS])
+        features[name] = dict(zip(SPLITS, scaled))
     if spec.blocks:
         table = metadata_columns(phenotypes, variables, spec.blocks)
         scaled, mean, std = standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])
@@ -188,8 +186,7 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict):
             subjects[split],
             targets[split],
             images=images,
-            connectivity=features.get("connectivity", {}).get(split),
-            metadata=features.get("metadata", {}).get(split),
+            vectors={name: per_split[split] for name, per_split in features.items()},
             augmented=split == "train",
         )
         for split in SPLITS

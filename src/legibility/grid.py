@@ -3,9 +3,9 @@
 import itertools
 from dataclasses import asdict, dataclass
 
-from . import BLOCKS, BOLD, CONNECTIVITY, MODALITIES
+from . import BLOCKS, BOLD, CONNECTIVITY, MIND, MODALITIES, VECTORS
 
-INPUT_ORDER = (*MODALITIES, CONNECTIVITY, *BLOCKS)
+INPUT_ORDER = (*MODALITIES, CONNECTIVITY, MIND, *BLOCKS)
 RESOURCE_KEYS = ("threads", "workers", "mem_mb", "runtime", "gpu")  # change speed, not results
 
 
@@ -24,6 +24,7 @@ class ModelSpec:
     kind: str
     training: dict
     model: dict
+    mind_images: tuple = ()  # the preprocessed images MIND features come from, when it is an input
 
     @property
     def images(self) -> tuple:
@@ -34,13 +35,18 @@ class ModelSpec:
         return tuple(i for i in self.inputs if i in BLOCKS)
 
     @property
+    def vectors(self) -> tuple:
+        return tuple(i for i in self.inputs if i in VECTORS)
+
+    @property
     def uses_connectivity(self) -> bool:
         return CONNECTIVITY in self.inputs
 
     @property
     def raw_modalities(self) -> tuple:
-        """Acquired images this model needs (connectivity comes from BOLD)."""
-        return self.images + ((BOLD,) if self.uses_connectivity else ())
+        """Acquired images this model needs (connectivity comes from BOLD, MIND from images)."""
+        structural = tuple(m for m in MODALITIES if m in self.images or m in self.mind_images)
+        return structural + ((BOLD,) if self.uses_connectivity else ())
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +59,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
-        return cls(**{**data, "inputs": tuple(data["inputs"])})
+        return cls(**{**data, "inputs": tuple(data["inputs"]), "mind_images": tuple(data.get("mind_images", ()))})
 
 
 def model_name(target: str, inputs, resolution: int | None = None, kind: str = "fusion") -> str:
@@ -99,6 +105,7 @@ def expand_grid(config: dict) -> dict:
                     kind=model["kind"],
                     training=training,
                     model=model,
+                    mind_images=mind_images(config["mind"]["features"]) if MIND in inputs else (),
                 )
                 if specs.get(spec.name, spec) != spec:
                     raise ConfigError(f"{where}: model {spec.name} is listed twice with different settings")
@@ -115,6 +122,11 @@ def input_sets(entry: dict) -> list:
                for factor in entry["combine"]]  # fmt: skip
     unions = (tuple(i for i in INPUT_ORDER if any(i in part for part in parts)) for parts in itertools.product(*factors))
     return [u for u in dict.fromkeys(unions) if u]
+
+
+def mind_images(feature_names) -> tuple:
+    """The preprocessed images MIND features are computed from (`t1`, `t1_gradient`: t1)."""
+    return tuple(m for m in MODALITIES if any(name.removesuffix("_gradient") == m for name in feature_names))
 
 
 def _subsets(inputs) -> list:

@@ -112,3 +112,41 @@ def subject_features(images, atlas, feature_names):
     if constant:
         raise ValueError(f"MIND features constant over the brain (cannot be z-scored): {', '.join(constant)}")
     return (features - features.mean(0)) / features.std(0), atlas[brain].astype(int)
+
+
+def run_shard(preprocess_table, nifti_dir, resolution: int, atlas_img, feature_names, array_path, table_path):
+    """MIND networks of a shard's subjects, from their preprocessed cubes: one upper-triangle
+    vector per subject (NaN rows for subjects without every image), and a table saying why."""
+    import logging
+
+    import nibabel as nib
+    import pandas as pd
+
+    from .connectivity import atlas_labels, atlas_on, vectorise
+    from .grid import mind_images
+    from .io import write_tsv
+    from .resample import SUFFIX
+    from .shards import PackedArray
+
+    log = logging.getLogger("legibility.mind")
+    needed, regions = mind_images(feature_names), atlas_labels(atlas_img)
+    status = preprocess_table.set_index(["subject", "modality"])["status"]
+    subjects = sorted(preprocess_table["subject"].astype(str).unique())
+    rows, on_grid = [], {}  # the atlas on each cube geometry, resampled once
+    with PackedArray(array_path, (len(subjects), len(regions) * (len(regions) - 1) // 2), dtype=np.float32) as out:
+        for row, subject in enumerate(subjects):
+            absent = [m for m in needed if status.get((subject, m)) != "ok"]
+            if absent:
+                rows.append({"subject": subject, "row": row, "status": "excluded", "reason": f"no preprocessed {', '.join(absent)}"})
+                continue
+            loaded = {m: nib.load(f"{nifti_dir}/sub-{subject}_res-{resolution}_desc-preproc_{SUFFIX[m]}.nii.gz") for m in needed}
+            first = loaded[needed[0]]
+            geometry = (first.shape, first.affine.round(6).tobytes())
+            if geometry not in on_grid:
+                on_grid[geometry] = np.asarray(atlas_on(first, atlas_img).dataobj).astype(int)
+            images = {m: np.asarray(image.dataobj, dtype=np.float32) for m, image in loaded.items()}
+            features, labels = subject_features(images, on_grid[geometry], feature_names)
+            out[row] = vectorise(mind_network(features, labels, regions))
+            rows.append({"subject": subject, "row": row, "status": "ok", "reason": ""})
+            log.info("MIND of sub-%s (%d/%d): %d voxels", subject, row + 1, len(subjects), len(labels))
+    write_tsv(table_path, pd.DataFrame(rows, columns=["subject", "row", "status", "reason"]))

@@ -1,7 +1,7 @@
 """Networks: the reference study's fusion design.
 
-One 3D CNN over the chosen images (stacked as channels), a feed-forward block for the
-connectivity vector and one for the metadata features, concatenated into a head. A model is
+One 3D CNN over the chosen images (stacked as channels), a feed-forward block for each vector
+input (connectivity edges, MIND similarities, metadata features), concatenated into a head. A model is
 built from the inputs it uses only: an unused branch is absent, not fed zeros. The image CNN is
 the reference study's residual encoder (kind fusion) or SFCN (kind sfcn, Peng et al. 2021).
 """
@@ -72,19 +72,19 @@ class MLP(nn.Sequential):
 
 
 class FusionNet(nn.Module):
-    """Branches for the inputs given (image channels, connectivity edges, metadata features)."""
+    """Branches for the inputs given: image channels, and vectors {input: length} (connectivity
+    and MIND through blocks shaped by connectivity_hidden, metadata by metadata_hidden)."""
 
-    def __init__(self, n_outputs: int, settings: dict, image_channels=0, resolution=64, n_connectivity=0, n_metadata=0):
+    def __init__(self, n_outputs: int, settings: dict, image_channels=0, resolution=64, vectors=None):
         super().__init__()
         self.branches = nn.ModuleDict()
         if image_channels and settings["kind"] == "sfcn":
             self.branches["image"] = SFCNEncoder(image_channels, settings["sfcn_channels"], settings["dropout"])
         elif image_channels:
             self.branches["image"] = ImageEncoder(image_channels, settings["channels"], resolution)
-        if n_connectivity:
-            self.branches["connectivity"] = MLP(n_connectivity, settings["connectivity_hidden"], settings["dropout"])
-        if n_metadata:
-            self.branches["metadata"] = MLP(n_metadata, settings["metadata_hidden"], settings["dropout"])
+        for name, length in (vectors or {}).items():
+            hidden = settings["metadata_hidden" if name == "metadata" else "connectivity_hidden"]
+            self.branches[name] = MLP(length, hidden, settings["dropout"])
         if not self.branches:
             raise ValueError("a model needs at least one input")
         width = sum(branch.out_features for branch in self.branches.values())

@@ -18,49 +18,31 @@ def strata(phenotypes: pd.DataFrame, stratify_by, variables: dict) -> pd.Series:
     key = pd.Series("", index=phenotypes.index)
     for name in stratify_by:
         values = phenotypes[name]
-        if variables[name]["type"] == "continuous":  # by rank: ties and tiny blocks need no special case
-            n = values.notna().sum()
-            values = pd.cut(values.rank(method="first"), [0, n / 3, 2 * n / 3, max(n, 1)], labels=["low", "mid", "high"])
+        n = values.notna().sum()
+        if variables[name]["type"] == "continuous" and n:  # by rank: ties and tiny blocks need no special case
+            values = pd.cut(values.rank(method="first"), [0, n / 3, 2 * n / 3, n], labels=["low", "mid", "high"])
         key = key + "|" + values.astype(str).where(values.notna(), "missing")
     return key
 
 
 def assign(phenotypes: pd.DataFrame, blocks: dict, settings: dict, variables: dict, seed: int) -> pd.DataFrame:
-    """Rows subject, stratum, split, assigned block by block (`blocks`: the shards), with
-    strata (and tertiles) of the block's own, so a subject added to one block never moves a
-    subject of another: only its shard's augmentation reruns."""
-    parts = []
-    for members in blocks.values():
+    """Rows subject, stratum, split, assigned block by block (`blocks`: the shards), with strata
+    (and tertiles) of the block's own, so a subject added to one block never moves a subject of
+    another: only its shard's augmentation reruns.
+
+    Within a stratum, subjects in a seeded random order take the splits by systematic sampling
+    from a random start: each split gets its share of the stratum to within one subject, and a
+    stratum of one subject goes to each split with the split's probability, so however small the
+    blocks, the cohort's shares hold (rounding never favours one split)."""
+    edges = np.cumsum([settings[s] for s in SPLITS])[:-1] / sum(settings[s] for s in SPLITS)
+    rows = []
+    for block, members in blocks.items():
         keys = strata(phenotypes.reindex(members), settings["stratify_by"], variables)
-        split = _assign_block(members, keys, settings, seed)
-        parts.append(pd.DataFrame({"subject": split.index, "stratum": keys[split.index].to_numpy(), "split": split.to_numpy()}))
-    return pd.concat(parts).sort_values("subject", ignore_index=True)
-
-
-def _assign_block(subjects, keys, fractions: dict, seed: int) -> pd.Series:
-    """Subject -> split. Within each stratum, subjects in a seeded random order fill the splits
-    in proportion (largest remainder), so every stratum, however small, is split as evenly as
-    its size allows."""
-    keys = pd.Series(keys, index=list(subjects)).sort_index()
-    shares = np.array([fractions[s] for s in SPLITS], dtype=float)
-    shares /= shares.sum()
-    out = {}
-    for key, group in keys.groupby(keys, sort=True):
-        order = sorted(group.index, key=lambda s: unit_hash(seed, "split", s))
-        counts = _largest_remainder(len(order) * shares, tie_break=unit_hash(seed, "split-stratum", key))
-        for split, chunk in zip(SPLITS, np.split(np.array(order, dtype=object), np.cumsum(counts)[:-1])):
-            out.update(dict.fromkeys(chunk, split))
-    return pd.Series(out, name="split").sort_index()
-
-
-def _largest_remainder(expected, tie_break):
-    counts = np.floor(expected).astype(int)
-    remainder = expected - counts
-    # rotate which split wins ties, so tiny strata do not all favour the same split
-    rotation = np.roll(np.arange(len(expected)), int(tie_break * len(expected)))
-    order = sorted(range(len(expected)), key=lambda i: (-round(remainder[i], 9), rotation[i]))
-    counts[order[: int(round(expected.sum())) - counts.sum()]] += 1
-    return counts
+        for key, group in keys.groupby(keys, sort=True):
+            order = sorted(group.index, key=lambda s: unit_hash(seed, "split", s))
+            points = (np.arange(len(order)) + unit_hash(seed, "split-start", block, key)) / len(order)
+            rows += zip(order, [key] * len(order), np.array(SPLITS)[np.searchsorted(edges, points, side="right")])
+    return pd.DataFrame(rows, columns=["subject", "stratum", "split"]).sort_values("subject", ignore_index=True)
 
 
 def target_split(subject_split: pd.Series, target: str, values: pd.Series, qc: pd.DataFrame, modalities) -> pd.DataFrame:

@@ -40,8 +40,7 @@ def build_model(spec, datasets, levels, fitted):
         spec.model,
         image_channels=len(spec.images),
         resolution=spec.resolution or 64,
-        n_connectivity=sample["connectivity"].numel() if "connectivity" in sample else 0,
-        n_metadata=sample["metadata"].numel() if "metadata" in sample else 0,
+        vectors={name: values.numel() for name, values in sample.items() if name != "image"},
     )
 
 

@@ -13,7 +13,7 @@ min_version("9.0")
 # even where it is not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from legibility import BOLD, MODALITIES, demo, grid, inputs, shards, splits  # noqa: E402
+from legibility import BOLD, MIND, MODALITIES, demo, grid, inputs, shards, splits  # noqa: E402
 from legibility.config import canonical_order  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -47,6 +47,9 @@ QC_THRESHOLDS = {**config["qc"], "censor_fd": config["connectivity"]["censor_fd"
 _needed = {CONNECTIVITY_FROM if m == BOLD else m for spec in SPECS.values() for m in spec.raw_modalities} - set(EXPECTED)
 if _needed:
     raise WorkflowError(f"the grid uses {', '.join(sorted(_needed))} but inputs.templates has no template for it")
+USES_MIND = any(MIND in spec.inputs for spec in SPECS.values())
+if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resolutions"]:
+    raise WorkflowError(f"mind.resolution {config['mind']['resolution']} is not one of preprocess.resolutions {config['preprocess']['resolutions']}")
 
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
 # Known before any job, and drawn shard by shard: a new subject re-draws only its own shard's.
@@ -120,6 +123,8 @@ def train_inputs(wildcards):
         files["regions"] = "results/regions.tsv"
     if spec.uses_connectivity:
         files["connectivity"] = "results/connectivity/tangent.tsv" if TANGENT else "results/connectivity/index.tsv"
+    if MIND in spec.inputs:
+        files["mind"] = "results/mind/index.tsv"
     return files
 
 
