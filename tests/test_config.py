@@ -9,9 +9,10 @@ from legibility.grid import ConfigError, expand_grid, input_sets, model_name, ta
 
 def test_demo_config_validates_and_gets_schema_defaults(demo_config):
     # set in config.yaml
-    assert demo_config["shards"] == 8
+    assert demo_config["shards"] == 4
     # not set there: filled from the schema, including nested sections
     assert demo_config["qc"]["max_anisotropy"] == 3.0
+    assert demo_config["mind"]["features"] == ["t1", "flair", "dwi"] and demo_config["mind"]["resolution"] == 64
     assert demo_config["preprocess"]["resolutions"] == [128, 64]
     assert demo_config["training"]["weight_decay"] == 0.01
     assert demo_config["grid"][0]["resolution"] == 64
