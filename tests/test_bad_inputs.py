@@ -167,6 +167,8 @@ def test_new_subjects_rerun_only_their_shard_and_lose_nothing(study):
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     splits = read_tsv(study / "results" / "splits.tsv").set_index("subject")
     assert splits.loc[bad, "split"] == "excluded" and splits.loc[good, "split"] in ("train", "val", "test")
+    subjects = read_tsv(study / "results" / "splits" / "subjects.tsv").set_index("subject")
+    assert int(subjects.loc[good, "shard"]) == int(shard)  # where to find, or force, a subject's work
 
 
 def test_phenotype_problems_stop_the_run_before_any_job(study, tmp_path):

@@ -54,6 +54,7 @@ if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resol
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
 # Known before any job, and drawn shard by shard: a new subject re-draws only its own shard's.
 SPLIT = splits.assign(PHENOTYPES.reindex(SUBJECTS), SHARDS, config["split"], config["phenotypes"]["variables"], config["seed"])
+SPLIT["shard"] = SPLIT["subject"].map({s: shard for shard, members in SHARDS.items() for s in members})
 TRAINING = set(SPLIT.subject[SPLIT.split == "train"])
 MODELS = sorted(SPECS)
 TARGETS = sorted({spec.target for spec in SPECS.values()})
