@@ -1,4 +1,4 @@
-# Two commands do all the set-up on a fresh machine (Python 3.10+ with venv):
+# Two commands do all the set-up on a fresh machine (Python 3.11+ with venv):
 #   make demo   install (pinned) and run the whole workflow on the demo cohort
 #   make test   install (pinned) and run the tests
 VENV ?= .venv

@@ -1,13 +1,18 @@
 # legibility: how well can each target be predicted from each combination of brain-imaging
 # inputs? Raw images and a phenotype table in, an aggregated performance table out.
 #
-#   snakemake --cores all                      the demo cohort, end to end
-#   snakemake --profile profiles/slurm         the same DAG on a SLURM cluster
+#   snakemake --cores all                                  the demo cohort, end to end
+#   snakemake --configfile config/my_study.yaml --cores all    your own data
+#   snakemake --profile profiles/slurm                     the same DAG on a SLURM cluster
 #
 # Data flow: inputs -> qc -> preprocess -> augment / connectivity -> split -> train -> aggregate
 
 
-configfile: "config/config.yaml"
+# The demo's settings apply only when no --configfile is given: a user's file is their whole
+# configuration, and what it leaves out takes the schema's defaults, never the demo's.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -20,10 +25,13 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/provenance.smk"
 
 
 # tables of tables take a second: on a cluster they run where Snakemake runs, not in the queue
 localrules:
+    effective_config,
+    derivative_description,
     subject_split,
     splits_table,
     preprocess_index,
@@ -35,6 +43,7 @@ localrules:
 
 rule all:
     input:
+        "results/config.yaml",
         "results/qc.tsv",
         "results/splits.tsv",
         "results/performance.tsv",
@@ -42,3 +51,4 @@ rule all:
         "results/performance_grid.png",
         *(["results/connectivity/group_mean.png"] if CONNECTIVITY_FROM in EXPECTED else []),
         *(["results/mind/group_mean.png"] if USES_MIND else []),
+        *(["results/preprocessed/dataset_description.json"] if RESOLUTIONS or USES_MIND else []),

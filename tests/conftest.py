@@ -13,9 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def run_snakemake(workdir, *args, configfile=None, check=True):
-    """The real snakemake CLI on this repository's Snakefile, in `workdir`, on 2 cores."""
-    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+def run_snakemake(workdir, *args, configfile=None, check=True, cores="2"):
+    """The real snakemake CLI on this repository's Snakefile, in `workdir`, on 2 cores (or
+    `cores=None`: none given, as on a cluster)."""
+    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *(["--cores", cores] if cores else []), *args]
     if configfile:
         command += ["--configfile", str(configfile)]
     result = subprocess.run(command, capture_output=True, text=True)

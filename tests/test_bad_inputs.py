@@ -1,5 +1,7 @@
-"""Bad input through the real workflow: each problem is named with its file, the subject is
-excluded and listed, the other subjects go on, and nothing already computed is lost."""
+"""Bad input through the real workflow, on an fMRIPrep-style BIDS folder: each problem is named
+with its file, the subject is excluded and listed, the other subjects go on, and nothing already
+computed is lost. Its T1 and FLAIR images keep the scalp, as fMRIPrep's do, and pass QC thanks
+to the brain mask beside them (one mask for both)."""
 
 import gzip
 import shutil
@@ -12,40 +14,43 @@ import pytest
 import yaml
 
 from conftest import ROOT, planned_jobs, run_snakemake
-from legibility import demo
+from legibility import demo, qc
 from legibility.io import read_tsv
 
 pytestmark = pytest.mark.workflow
 TEMPLATES = {
-    "t1": "sub-{subject}/anat/sub-{subject}_desc-brain_T1w.nii.gz",
-    "flair": "sub-{subject}/anat/sub-{subject}_desc-brain_FLAIR.nii.gz",
+    "t1": "sub-{subject}/anat/sub-{subject}_space-MNI152NLin2009cAsym_desc-preproc_T1w.nii.gz",
+    "flair": "sub-{subject}/anat/sub-{subject}_space-MNI152NLin2009cAsym_desc-preproc_FLAIR.nii.gz",
     "dwi": "sub-{subject}/dwi/sub-{subject}_param-MD_dwimap.nii.gz",
-    "bold": "sub-{subject}/func/sub-{subject}_task-rest_bold.nii.gz",
+    "bold": "sub-{subject}/func/sub-{subject}_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz",
     "confounds": "sub-{subject}/func/sub-{subject}_task-rest_desc-confounds_timeseries.tsv",
 }
-# subject -> (modality, what QC must say); "06" is LPS, which is fine and must pass
+MASK = "sub-{subject}/anat/sub-{subject}_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz"
+# (subject, modality) -> what QC must say; "06" is LPS, which is fine and must pass
 DEFECTS = {
-    "01": ("t1", "truncated"),
-    "02": ("flair", "not a readable NIfTI"),
-    "03": ("t1", "expected a 3D image"),
-    "04": ("dwi", "image is empty"),
-    "05": ("t1", "NaN or infinite"),
-    "07": ("flair", "longer on one axis"),
-    "08": ("t1", "not skull-stripped"),
-    "09": ("flair", "no flair image found"),
-    "..": ("t1", "not a BIDS label"),
+    ("01", "t1"): "truncated",
+    ("02", "flair"): "not a readable NIfTI",
+    ("03", "t1"): "expected a 3D image",
+    ("04", "dwi"): "image is empty",
+    ("05", "t1"): "NaN or infinite",
+    ("07", "flair"): "longer on one axis",
+    ("08", "t1"): "brain mask",  # its mask is missing: T1 and FLAIR both fail
+    ("08", "flair"): "brain mask",
+    ("09", "flair"): "no flair image found",
+    ("..", "t1"): "not a BIDS label",
 }
 
 
 def path(root, subject, modality):
-    return root / TEMPLATES[modality].format(subject=subject)
+    return root / (MASK if modality == "mask" else TEMPLATES[modality]).format(subject=subject)
 
 
-def write_subject(root, subject, row, prepared, unstripped=False):
-    paths = {m: path(root, subject, m) for m in TEMPLATES}
+def write_subject(root, subject, row, prepared):
+    """fMRIPrep-style: T1 and FLAIR with scalp, and the T1's brain mask."""
+    paths = {m: path(root, subject, m) for m in TEMPLATES} | {"t1_mask": path(root, subject, "mask")}
     for p in paths.values():
         p.parent.mkdir(parents=True, exist_ok=True)
-    demo.make_subject(SimpleNamespace(**{**row, "subject": subject}), 3, paths, {(subject, "t1")} if unstripped else set(), prepared=prepared)
+    demo.make_subject(SimpleNamespace(**{**row, "subject": subject}), 3, paths, {(subject, "t1"), (subject, "flair")}, prepared=prepared)
 
 
 def corrupt(root):
@@ -58,17 +63,19 @@ def corrupt(root):
     nib.save(nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine), path(root, "04", "dwi"))
     image = nib.load(path(root, "05", "t1"))
     data = image.get_fdata().astype(np.float32)
-    data[10:12, 10:12, 10:12] = np.nan
+    x, y, z = np.array(data.shape) // 2
+    data[x : x + 2, y : y + 2, z : z + 2] = np.nan  # in the brain (outside, its mask would hide them)
     nib.save(nib.Nifti1Image(data, image.affine), path(root, "05", "t1"))
     image = nib.load(path(root, "06", "t1"))
     lps = nib.orientations.ornt_transform(nib.io_orientation(image.affine), nib.orientations.axcodes2ornt("LPS"))
     nib.save(image.as_reoriented(lps), path(root, "06", "t1"))
     image = nib.load(path(root, "07", "flair"))
     nib.save(nib.Nifti1Image(image.get_fdata().astype(np.float32), np.diag([1.0, 1.0, 5.0, 1.0])), path(root, "07", "flair"))
+    path(root, "08", "mask").unlink()
     path(root, "09", "flair").unlink()
     bad_label = root / "sub-.." / "anat"
     bad_label.mkdir(parents=True)
-    shutil.copy(path(root, "10", "t1"), bad_label / "sub-.._desc-brain_T1w.nii.gz")
+    shutil.copy(path(root, "10", "t1"), bad_label / TEMPLATES["t1"].format(subject="..").split("/")[-1])
 
 
 def snakemake(workdir, *args, check=True):
@@ -85,11 +92,10 @@ def study(tmp_path_factory):
     rows = table.assign(subject=subjects).replace("n/a", np.nan).set_index("subject")
     prepared = demo._prepared_template()
     for subject in subjects:
-        write_subject(root, subject, rows.loc[subject].to_dict(), prepared, unstripped=subject == "08")
+        write_subject(root, subject, rows.loc[subject].to_dict(), prepared)
     corrupt(root)
     config = {
-        "demo": {"enabled": False},
-        "inputs": {"root": str(root), "templates": TEMPLATES},
+        "inputs": {"root": str(root), "templates": TEMPLATES, "masks": {"t1": MASK, "flair": MASK}},
         "phenotypes": {"path": str(workdir / "participants.tsv"), "variables": {"sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]}}},
         "shards": 2,
         "preprocess": {"resolutions": [64]},
@@ -107,17 +113,32 @@ def study(tmp_path_factory):
 
 
 def test_each_problem_is_named_with_its_file(study):
-    qc = read_tsv(study / "results" / "qc.tsv").set_index(["subject", "modality"])
-    failed = set(qc.index[qc.status == "fail"])
-    assert failed == {(s, m) for s, (m, _) in DEFECTS.items()}
-    for subject, (modality, message) in DEFECTS.items():
-        row = qc.loc[(subject, modality)]
+    table = read_tsv(study / "results" / "qc.tsv").set_index(["subject", "modality"])
+    failed = set(table.index[table.status == "fail"])
+    assert failed == set(DEFECTS)
+    for (subject, modality), message in DEFECTS.items():
+        row = table.loc[(subject, modality)]
         assert message in row.reasons, (subject, row.reasons)
         if subject != "09":  # a missing file has no path to name
             assert row.path.endswith(TEMPLATES[modality].format(subject=subject))
-    assert qc.loc[("06", "t1"), "status"] == "pass" and qc.loc[("06", "t1"), "orientation"] == "LPS"
+    assert str(path(study / "bids", "08", "mask")) in table.loc[("08", "t1"), "reasons"]
+    assert table.loc[("06", "t1"), "status"] == "pass" and table.loc[("06", "t1"), "orientation"] == "LPS"
     log = (study / "logs" / "qc_table.log").read_text()
     assert "sub-01 t1" in log and str(path(study / "bids", "01", "t1")) in log
+
+
+def test_images_with_scalp_pass_qc_thanks_to_their_mask(study):
+    table = read_tsv(study / "results" / "qc.tsv")
+    structural = table[table.modality.isin(["t1", "flair"]) & ~table.set_index(["subject", "modality"]).index.isin(list(DEFECTS))]
+    assert len(structural) == 32 and (structural.status == "pass").all()  # 40 T1 and FLAIR, 8 broken
+    assert all(m == str(path(study / "bids", s, "mask")) for s, m in zip(structural.subject, structural["mask"]))
+    thresholds = yaml.safe_load((study / "results" / "config.yaml").read_text())["qc"]
+    for image in structural.path[:4]:  # without the mask, each keeps its scalp and fails
+        assert "skull" in qc.check_structural(image, thresholds)["reasons"]
+    sidecar = next((study / "results" / "preprocessed").rglob("*_T1w.json")).read_text()
+    assert "desc-brain_mask" in sidecar  # the mask is among the derivative's sources
+    description = yaml.safe_load((study / "results" / "preprocessed" / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "legibility"
 
 
 def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
@@ -130,7 +151,7 @@ def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
     performance = read_tsv(study / "results" / "performance.tsv")
     assert len(performance) == 3 and (performance.n_test > 0).all()
     montages = {p.name for p in (study / "results" / "qc" / "montages").rglob("*.png")}
-    assert montages == {f"sub-{s}_{m}.png" for s, (m, _) in DEFECTS.items() if s not in ("09", "..")}
+    assert montages == {f"sub-{s}_{m}.png" for s, m in DEFECTS if s not in ("09", "..")}
     assert (study / "results" / "qc" / "qc_metrics.png").stat().st_size > 0
 
 

@@ -111,3 +111,18 @@ def test_combine_expresses_all_combinations():
     config["grid"] = [{"targets": ["age"], "input_sets": [["t1"]], "combine": [[["t1"]]]}]
     with pytest.raises(Exception, match="valid under each of|is valid under"):
         validated(config)  # one or the other, not both
+
+
+def test_image_models_ask_for_a_gpu_and_the_others_for_modest_cpu_resources(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["training"].update(threads=8, gpu=1, mem_mb=32000, runtime=600)
+    config["grid"].append({"targets": ["bmi"], "input_sets": [["serology"]], "training": {"without_images": {"mem_mb": 9000}}})
+    specs = expand_grid(config)
+    assert specs["age__t1__64"].resources == {"threads": 8, "gpu": 1, "mem_mb": 32000, "runtime": 600}
+    defaults = demo_config["training"]["without_images"]  # the demo's threads, the schema's mem_mb and runtime
+    assert defaults == {"threads": 1, "mem_mb": 4000, "runtime": 120}
+    assert specs["sex__connectivity"].resources == {**defaults, "gpu": 0}
+    assert specs["sex__mind"].resources["gpu"] == 0
+    # a grid entry overrides one resource of a nested section, keeping the others
+    assert specs["bmi__serology"].resources == {**defaults, "mem_mb": 9000, "gpu": 0}
+    assert specs["bmi__serology"].identity() == expand_grid(demo_config | {"grid": [{"targets": ["bmi"], "input_sets": [["serology"]]}]})["bmi__serology"].identity()

@@ -3,7 +3,7 @@
 import pytest
 
 from legibility.grid import ConfigError
-from legibility.inputs import check_label, discover, read_phenotypes
+from legibility.inputs import add_masks, check_label, discover, read_phenotypes
 
 VARIABLES = {
     "sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]},
@@ -120,3 +120,23 @@ def test_discovery_finds_what_snakemakes_glob_wildcards_finds(tmp_path):
         expected = set(glob_wildcards(str(tmp_path / template)).subject)
         assert {s for s, images in found.items() if modality in images} == expected, modality
     assert set(found) == {"01", "02", "0x1", "06", "07", "1000017", "A1"}
+
+
+def test_templates_may_be_absolute_and_masks_sit_beside_their_images(tmp_path):
+    """FLAIR from another pipeline's folder (an absolute template ignores inputs.root); a mask
+    template gives each image its mask's path, whether or not the file is there (QC says)."""
+    elsewhere = tmp_path / "other_pipeline"
+    for subject in ("01", "02"):
+        (tmp_path / "fmriprep" / f"sub-{subject}").mkdir(parents=True)
+        (tmp_path / "fmriprep" / f"sub-{subject}" / f"sub-{subject}_T1w.nii.gz").write_bytes(b"")
+        (elsewhere / f"sub-{subject}").mkdir(parents=True)
+        (elsewhere / f"sub-{subject}" / f"sub-{subject}_FLAIR.nii.gz").write_bytes(b"")
+    templates = {"t1": "sub-{subject}/sub-{subject}_T1w.nii.gz", "flair": str(elsewhere / "sub-{subject}/sub-{subject}_FLAIR.nii.gz")}
+    found, _ = discover(tmp_path / "fmriprep", templates)
+    assert found["02"]["flair"] == str(elsewhere / "sub-02" / "sub-02_FLAIR.nii.gz")
+    add_masks(found, tmp_path / "fmriprep", {"t1": "sub-{subject}/sub-{subject}_mask.nii.gz", "dwi": "sub-{subject}/x_{subject}.nii.gz"})
+    assert found["01"] == {
+        "t1": str(tmp_path / "fmriprep" / "sub-01" / "sub-01_T1w.nii.gz"),
+        "t1_mask": str(tmp_path / "fmriprep" / "sub-01" / "sub-01_mask.nii.gz"),  # no dwi_mask: no dwi
+        "flair": str(elsewhere / "sub-01" / "sub-01_FLAIR.nii.gz"),
+    }

@@ -61,17 +61,50 @@ def test_truncated_and_non_nifti_files_fail(tmp_path, tmp_image):
     assert row["status"] == "fail" and "not a readable NIfTI" in row["reasons"]
 
 
-def test_a_head_with_scalp_fails(tmp_image):
+def head_with_scalp():
+    """The test brain with a bright shell some 8-15 mm outside it, and the brain's mask."""
     brain = brain_image()
     data = brain.get_fdata()
     grid = np.indices(data.shape, dtype=float)
     centre = (np.array(data.shape) - 1) / 2
     radius = np.sqrt(sum(((g - c) * 2.5 / r) ** 2 for g, c, r in zip(grid, centre, (60, 75, 58))))
-    scalp = (radius > 1.13) & (radius < 1.22)  # a bright shell some 8-15 mm outside the brain
+    scalp = (radius > 1.13) & (radius < 1.22)
     head = nib.Nifti1Image(np.where(scalp, 800.0, data).astype(np.float32), brain.affine)
-    row = check(tmp_image(head))
+    return head, nib.Nifti1Image((radius <= 1.02).astype(np.uint8), brain.affine)
+
+
+def test_a_head_with_scalp_fails(tmp_image):
+    row = check(tmp_image(head_with_scalp()[0]))
     assert row["status"] == "fail"
     assert "outside the brain" in row["reasons"]
+
+
+def test_a_head_with_its_brain_mask_passes_whatever_the_masks_grid(tmp_image):
+    """fMRIPrep ships heads with a desc-brain_mask; one mask may serve images on other grids
+    (here 5 mm and LPS), as long as they are in the same space."""
+    from nilearn.image import resample_img
+
+    head, mask = head_with_scalp()
+    head_path = tmp_image(head, "head.nii.gz")
+    brain = check(tmp_image(brain_image(), "brain.nii.gz"))
+    row = qc.check_structural(head_path, THRESHOLDS, tmp_image(mask, "mask.nii.gz"))
+    assert row["status"] == "pass", row["reasons"]
+    assert row["volume_ml"] == pytest.approx(brain["volume_ml"], rel=0.02)
+    coarse = resample_img(mask, target_affine=np.diag([-5.0, -5.0, 5.0]), interpolation="nearest", force_resample=True, copy_header=True)
+    row = qc.check_structural(head_path, THRESHOLDS, tmp_image(coarse, "coarse_mask.nii.gz"))
+    assert row["status"] == "pass", row["reasons"]
+    assert row["volume_ml"] == pytest.approx(brain["volume_ml"], rel=0.1)
+
+
+def test_a_missing_or_empty_mask_fails_the_image_and_is_named(tmp_path, tmp_image):
+    head, mask = head_with_scalp()
+    head_path = tmp_image(head, "head.nii.gz")
+    missing = tmp_path / "sub-01_desc-brain_mask.nii.gz"
+    row = qc.check_structural(head_path, THRESHOLDS, missing)
+    assert row["status"] == "fail" and f"brain mask {missing}" in row["reasons"]
+    empty = tmp_image(nib.Nifti1Image(np.zeros(mask.shape, np.uint8), mask.affine), "empty.nii.gz")
+    row = qc.check_structural(head_path, THRESHOLDS, empty)
+    assert row["status"] == "fail" and "is empty" in row["reasons"]
 
 
 def test_orientation_does_not_change_the_verdict(tmp_image):

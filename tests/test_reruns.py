@@ -1,11 +1,12 @@
 """Reruns give the same bytes: a run killed mid-way (SIGKILL) and finished equals a run never
-killed, and so does a run on a real SLURM, a one-node cluster on localhost offering one
-(fake) GPU.
+killed, and so does a run on a real SLURM, a one-node cluster on localhost offering two
+(fake) GPUs, through the README's cluster profile: image models train side by side, each on
+a GPU, and models that read no image go to the CPU partition.
 
 `.ci/run` installs Debian's slurm-wlm and munge; where they cannot be installed (not root, no
 package) the test is skipped, saying so. The cluster: munged on a private socket, slurmctld
 and slurmd as root, proctrack/linuxproc and task/none (they work in a container), no
-accounting database (so job states come from squeue), and a plain file as the GPU device.
+accounting database (so job states come from squeue), and plain files as the GPU devices.
 """
 
 import json
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, SNAKEMAKE, run_snakemake
+from test_profiles import CLUSTER_COMMAND
 from legibility.io import read_tsv
 
 pytestmark = pytest.mark.workflow
@@ -45,12 +47,13 @@ SlurmdLogFile={d}/slurmd.log
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
 GresTypes=gpu
 ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 Gres=gpu:1 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 """
@@ -68,11 +71,14 @@ def cluster(tmp_path_factory):
     d = tmp_path_factory.mktemp("slurm")
     for sub in ("state", "spool"):
         (d / sub).mkdir()
-    (d / "gpu0").touch()  # the fake GPU device
+    for gpu in ("gpu0", "gpu1"):
+        (d / gpu).touch()  # the fake GPU devices
     # in the default place: srun inside a job reads it from there (the job's environment is not ours)
     ETC.mkdir(exist_ok=True)
-    (ETC / "slurm.conf").write_text(SLURM_CONF.format(d=d, cpus=os.cpu_count()))
-    (ETC / "gres.conf").write_text(f"NodeName=localhost Name=gpu File={d}/gpu0\n")
+    # four job slots even on two cores (config_overrides): the light jobs must not keep the two
+    # image models from running side by side
+    (ETC / "slurm.conf").write_text(SLURM_CONF.format(d=d, cpus=max(4, os.cpu_count())))
+    (ETC / "gres.conf").write_text(f"NodeName=localhost Name=gpu File={d}/gpu[0-1]\n")
     subprocess.run(["munged", "--force", "--key-file=/etc/munge/munge.key", f"--socket={d}/munge.sock", f"--pid-file={d}/munged.pid",
                     f"--log-file={d}/munged.log", f"--seed-file={d}/munged.seed"], check=True)  # fmt: skip
     subprocess.run(["slurmctld", "-c"], check=True)
@@ -95,15 +101,22 @@ def cluster(tmp_path_factory):
 
 
 def small_demo(workdir):
-    """The demo, smaller: 16 subjects in 2 shards, 64³ only, two models (one image model, which asks for a GPU)."""
+    """The demo, smaller: 16 subjects in 2 shards, 64³ only, four models: two image models, which
+    ask for a GPU, a connectivity and a metadata model, which do not. Jobs ask for what the test
+    node has (2 GB for a training job)."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["demo"]["n_subjects"] = 16
     config["demo"]["unstripped"] = 1
     config["shards"] = 2
     config["preprocess"] = {"resolutions": [64]}
     config["augment"]["copies"] = 1
-    config["training"].update(epochs=2, gpu=1)
-    config["grid"] = [{"targets": ["sex"], "input_sets": [["t1"]]}, {"targets": ["age"], "input_sets": [["connectivity"]]}]
+    small = {"threads": 1, "mem_mb": 2000, "runtime": 30}
+    config["training"].update(epochs=2, gpu=1, **small, without_images=small)
+    config["grid"] = [
+        {"targets": ["sex", "age"], "input_sets": [["t1"]]},
+        {"targets": ["age"], "input_sets": [["connectivity"]]},
+        {"targets": ["sex"], "input_sets": [["serology"]]},
+    ]
     shutil.copytree(ROOT / "config", workdir / "config")
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -147,19 +160,36 @@ def local_run(tmp_path_factory):
 def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster, local_run, tmp_path):
     on_slurm = tmp_path
     small_demo(on_slurm)
+    # the README's cluster command; partitions come from profiles/slurm/partitions.yaml (the
+    # test cluster's are named cpu and gpu, as there)
+    assert CLUSTER_COMMAND in (ROOT / "README.md").read_text().splitlines()
     run_snakemake(
         on_slurm, "--profile", str(ROOT / "profiles" / "slurm"),
+        # a test cluster: no accounts, no accounting database, quick status checks
         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-        "--seconds-between-status-checks", "2", "--latency-wait", "5", "--jobs", "4",
-        # the test node has 2 CPUs and no partition limits: ask for what it has
-        "--default-resources", "slurm_partition=cpu", "mem_mb=1000", "runtime=30", "cpus_per_task=1",
-        "--set-resources", "train:slurm_partition=gpu", "train:mem_mb=2000", "train:cpus_per_task=1", "demo_cohort:mem_mb=2000",
-        "demo_cohort:cpus_per_task=1", "--set-threads", "train=1",
+        "--seconds-between-status-checks", "2", "--latency-wait", "5",
+        # the test node has 8 GB and 4 CPUs: ask for less than the profile's defaults
+        "--default-resources", "mem_mb=1000", "runtime=30", "--set-resources", "demo_cohort:mem_mb=2000", "--set-threads", "demo_cohort=2",
+        cores=None,
     )  # fmt: skip
-    image_model = json.loads((on_slurm / "results" / "models" / "sex__t1__64" / "metrics.json").read_text())
-    assert image_model["provenance"]["scheduler"].get("SLURM_GPUS_ON_NODE") == "1"  # training was given the GPU
-    assert image_model["provenance"]["scheduler"].get("SLURM_JOB_PARTITION") == "gpu"
+    scheduler = {m: json.loads((on_slurm / "results" / "models" / m / "metrics.json").read_text())["provenance"]["scheduler"]
+                 for m in ("sex__t1__64", "age__t1__64", "age__connectivity", "sex__serology")}  # fmt: skip
+    for model in ("sex__t1__64", "age__t1__64"):  # image models: a GPU each, in the GPU partition
+        assert scheduler[model].get("SLURM_GPUS_ON_NODE") == "1" and scheduler[model]["SLURM_JOB_PARTITION"] == "gpu"
+    for model in ("age__connectivity", "sex__serology"):  # no GPU, in the CPU partition
+        assert "SLURM_GPUS_ON_NODE" not in scheduler[model] and scheduler[model]["SLURM_JOB_PARTITION"] == "cpu"
+    # no global GPU limit: the two image models trained at the same time, a GPU each
+    (start_a, end_a), (start_b, end_b) = (log_span(on_slurm / "logs" / "train" / f"{m}.log") for m in ("sex__t1__64", "age__t1__64"))
+    assert start_a < end_b and start_b < end_a, "the two image models' training did not overlap"
     assert differences(local_run, on_slurm) == []  # the same results as a local run, to the byte
+
+
+def log_span(path):
+    """Times of a job log's first and last lines."""
+    from datetime import datetime
+
+    stamps = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in path.read_text().splitlines() if line[:4].isdigit()]
+    return stamps[0], stamps[-1]
 
 
 def kill_when(workdir, log_glob, text, timeout=600):

@@ -95,7 +95,7 @@ def image_models(run):
 
 def test_changed_augmentation_reruns_the_cache_and_image_models_only(run):
     jobs = planned(run, lambda c: c["augment"].update(rotate_deg=7))
-    assert set(jobs) == {"augment_shard", "augment_index", "train", "performance", "all"}
+    assert set(jobs) == {"augment_shard", "augment_index", "train", "performance", "effective_config", "all"}
     assert jobs["train"] == image_models(run)
 
 
@@ -105,24 +105,24 @@ def test_one_targets_learning_rate_reruns_its_models_only(run):
         config["grid"] = [e for e in config["grid"] if e["targets"] != ["smoking"] or "training" in e]
 
     jobs = planned(run, change)
-    assert set(jobs) == {"train", "performance", "all"}
+    assert set(jobs) == {"train", "performance", "effective_config", "all"}
     assert jobs["train"] == {"model=smoking__constitutional+disease"}
 
 
 def test_changed_atlas_reruns_connectivity_and_its_models_only(run):
     jobs = planned(run, lambda c: c["atlas"].update(n_regions=32))
-    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "all"}
+    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "effective_config", "all"}
     assert jobs["train"] == {f"model={m.name}" for m in (run / "results" / "models").iterdir() if "connectivity" in m.name}
 
 
 def test_changed_statistics_rerun_the_tables_only(run):
     jobs = planned(run, lambda c: c.update(statistics={"permutations": 999}))
-    assert set(jobs) == {"performance", "all"}
+    assert set(jobs) == {"performance", "effective_config", "all"}
 
 
 def test_a_new_target_trains_only_its_models(run):
     jobs = planned(run, lambda c: c["grid"].append({"targets": ["bmi"], "input_sets": [["t1"], ["serology"]]}))
-    assert set(jobs) == {"target_split", "splits_table", "train", "performance", "all"}
+    assert set(jobs) == {"target_split", "splits_table", "train", "performance", "effective_config", "all"}
     assert jobs["train"] == {"model=bmi__t1__64", "model=bmi__serology"}
     assert "augment_shard" not in jobs  # the cache is untouched
 

@@ -210,8 +210,9 @@ def _intensity_map(modality, row, mni, lesion, unstripped):
     return out.astype(np.float32)
 
 
-def _structural(modality, row, seed, mni, to_template, head_centre, lesion, unstripped, grid=None):
-    """One structural image on its own random grid, or on `grid` = (shape, affine)."""
+def _structural(modality, row, seed, mni, to_template, head_centre, lesion, unstripped, grid=None, with_mask=False):
+    """One structural image on its own random grid, or on `grid` = (shape, affine), and with
+    `with_mask` its brain mask (as pipelines that keep the scalp ship one), else None."""
     draw = rng(seed, "demo", row.subject, modality)
     if modality == "t1":
         zooms = draw.uniform(1.4, 1.8) * (1 + draw.normal(0, 0.02, 3))
@@ -229,15 +230,16 @@ def _structural(modality, row, seed, mni, to_template, head_centre, lesion, unst
         signal = signal * _bias_field(draw, world, head_centre)
     sigma = CONTRAST[modality][-1]
     noisy = np.hypot(signal + draw.normal(0, sigma, shape), draw.normal(0, sigma, shape)).astype(np.float32)
+    brain = _sample(mni["brain"].astype(np.float32), where, mni["affine"]) > 0.5 if with_mask or not unstripped else None
     if not unstripped:
-        noisy *= _sample(mni["brain"].astype(np.float32), where, mni["affine"]) > 0.5
+        noisy *= brain
     if modality == "dwi":
         out = nib.Nifti1Image(noisy, affine)
     else:
         out = nib.Nifti1Image(np.round(noisy).astype(np.int16), affine)
     out.header.set_xyzt_units("mm", "sec")
     info = {"axcodes": axcodes, "zooms": np.round(zooms, 3).tolist(), "oblique_deg": np.round(oblique, 1).tolist(), "shape": list(shape)}
-    return out, info
+    return out, info, nib.Nifti1Image(brain.astype(np.uint8), affine) if with_mask else None
 
 
 def _lesion_map(mni, lesions):
@@ -355,12 +357,13 @@ def t1_1mm(unstripped: bool = False, seed: int = 0):
     row = SimpleNamespace(subject="bench", sex="M", age=60.0, hypertension="no")
     to_template, head_centre, _ = _subject_geometry(row, seed)
     lesion = _lesion_map(mni, _lesions(row, seed, mni))
-    image, _ = _structural("t1", row, seed, mni, to_template, head_centre, lesion, unstripped, FSL_MNI_1MM)
+    image, _, _ = _structural("t1", row, seed, mni, to_template, head_centre, lesion, unstripped, FSL_MNI_1MM)
     return image
 
 
 def make_subject(row, seed: int, paths: dict, unstripped: set, moving=False, prepared=None) -> dict:
-    """Write one subject's files (`paths`: modality or "confounds" -> file); returns what was made."""
+    """Write one subject's files (`paths`: modality, "confounds" or "<modality>_mask", a brain
+    mask on that image's grid -> file); returns what was made."""
     mni, regions = prepared or _prepared_template()
     to_template, head_centre, scale = _subject_geometry(row, seed)
     lesions = _lesions(row, seed, mni)
@@ -373,10 +376,15 @@ def make_subject(row, seed: int, paths: dict, unstripped: set, moving=False, pre
         if modality == "confounds":
             write_tsv(path, _confounds(row, seed, moving))
             continue
-        image, info["images"][modality] = _structural(
-            modality, row, seed, mni, to_template, head_centre, lesion, (row.subject, modality) in unstripped
+        if modality.endswith("_mask"):
+            continue
+        mask_path = paths.get(f"{modality}_mask")
+        image, info["images"][modality], mask = _structural(
+            modality, row, seed, mni, to_template, head_centre, lesion, (row.subject, modality) in unstripped, with_mask=bool(mask_path)
         )
         save_nifti(path, image)
+        if mask_path:
+            save_nifti(mask_path, mask)
     return info
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from . import BLOCKS, BOLD, CONNECTIVITY, MIND, MODALITIES, VECTORS
 
 INPUT_ORDER = (*MODALITIES, CONNECTIVITY, MIND, *BLOCKS)
-RESOURCE_KEYS = ("threads", "workers", "mem_mb", "runtime", "gpu")  # change speed, not results
+RESOURCE_KEYS = ("threads", "workers", "mem_mb", "runtime", "gpu", "without_images")  # change speed, not results
 
 
 class ConfigError(ValueError):
@@ -37,6 +37,14 @@ class ModelSpec:
     @property
     def vectors(self) -> tuple:
         return tuple(i for i in self.inputs if i in VECTORS)
+
+    @property
+    def resources(self) -> dict:
+        """What its training job asks the scheduler for: image models a GPU (`training.gpu`),
+        models that read no image modest CPU resources (`training.without_images`)."""
+        if self.images:
+            return {key: self.training[key] for key in ("threads", "mem_mb", "runtime", "gpu")}
+        return {**self.training["without_images"], "gpu": 0}
 
     @property
     def uses_connectivity(self) -> bool:
@@ -137,7 +145,11 @@ def _override(base: dict, override: dict, where: str) -> dict:
     unknown = sorted(set(override) - set(base))
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(base))}")
-    return {**base, **override}
+    merged = {**base, **override}
+    for key, value in override.items():  # a nested section (training.without_images): key by key
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            merged[key] = _override(base[key], value, f"{where}.{key}")
+    return merged
 
 
 def target_modalities(specs: dict) -> dict:

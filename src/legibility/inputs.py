@@ -47,15 +47,25 @@ def discover(root, templates: dict, include=(), exclude=()):
     return {s: found[s] for s in sorted(found) if s not in set(exclude)}, rejected
 
 
+def add_masks(images: dict, root, masks: dict) -> dict:
+    """Each structural image's brain mask, as `<modality>_mask` beside it, where `masks` has a
+    template for its modality: the path whether or not the file exists (QC reports a missing one)."""
+    for subject, paths in images.items():
+        for modality, pattern in masks.items():
+            if modality in paths:
+                paths[f"{modality}_mask"] = os.path.join(root, pattern.format(subject=subject))
+    return images
+
+
 def _labels(root, pattern: str) -> list:
     """Labels for which `pattern` names an existing path under `root` (a folder too, as for
     glob_wildcards: QC then reports it unreadable)."""
-    parts = pattern.split("/")
+    parts = os.path.join(root, pattern).split("/")  # an absolute pattern ignores root
     level = next(i for i, part in enumerate(parts) if "{subject}" in part)
     literal = [re.escape(text) for text in parts[level].split("{subject}")]
     name = re.compile("(?P<subject>.+)".join(literal[:2]) + "".join("(?P=subject)" + text for text in literal[2:]))
     try:
-        entries = os.listdir(os.path.join(root, *parts[:level]))
+        entries = os.listdir("/".join(parts[:level]) or "/")
     except (FileNotFoundError, NotADirectoryError):
         return []
     labels = {m["subject"] for m in map(name.fullmatch, entries) if m}

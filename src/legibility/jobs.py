@@ -22,9 +22,7 @@ def provenance() -> dict:
     the scheduler's allocation (SLURM variables, visible GPUs)."""
     import os
     import platform
-    import subprocess
     from importlib.metadata import PackageNotFoundError, version
-    from pathlib import Path
 
     def installed(name):
         try:
@@ -32,16 +30,33 @@ def provenance() -> dict:
         except PackageNotFoundError:
             return None
 
-    try:  # None outside a git checkout, or without git
-        root = Path(__file__).resolve().parents[2]
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-        commit = commit.stdout.strip() if commit.returncode == 0 else None
-    except OSError:
-        commit = None
     return {
         "packages": {name: installed(name) for name in PACKAGES},
         "python": platform.python_version(),
-        "git_commit": commit,
+        "git_commit": git_commit(),
         "host": platform.node(),
         "scheduler": {name: os.environ[name] for name in SLURM_VARIABLES if name in os.environ},
     }
+
+
+def git_commit():
+    """The workflow's git commit; None outside a git checkout, or without git."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return commit.stdout.strip() if commit.returncode == 0 else None
+
+
+def dataset_description(name: str) -> dict:
+    """dataset_description.json of a BIDS derivative dataset made by this workflow."""
+    from . import __version__
+
+    generated_by = {"Name": "legibility", "Version": __version__}
+    if commit := git_commit():
+        generated_by["Description"] = f"git commit {commit}"
+    return {"Name": name, "BIDSVersion": "1.10.0", "DatasetType": "derivative", "GeneratedBy": [generated_by]}

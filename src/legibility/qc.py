@@ -7,6 +7,7 @@ outside it, a head has its scalp there, and a head's foreground is far larger th
 """
 
 import functools
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -37,10 +38,34 @@ def load(path, ndim):
     return image, data
 
 
-def check_structural(path, thresholds: dict) -> dict:
-    """Metrics and decision for a T1, FLAIR or diffusion map."""
+def load_structural(path, mask=None):
+    """(image, float32 data) of a T1, FLAIR or diffusion map, multiplied by its brain `mask`
+    where one is given (carried to the image's grid through world coordinates, nearest
+    neighbour); raises ValueError saying what is wrong, naming the mask when it is at fault."""
+    image, data = load(path, ndim=3)
+    if mask is None:
+        return image, data
+    if not Path(mask).exists():
+        raise ValueError(f"brain mask {mask} does not exist")
     try:
-        image, data = load(path, ndim=3)
+        mask_image, mask_data = load(mask, ndim=3)
+    except ValueError as error:
+        raise ValueError(f"brain mask {mask}: {error}") from None
+    inside = mask_data > 0
+    if inside.shape != data.shape or not np.allclose(mask_image.affine, image.affine, atol=1e-3):
+        from .resample import resample
+
+        inside = resample(inside.astype(np.float32), mask_image.affine, image.affine, data.shape, order=0) > 0.5
+    if not inside.any():
+        raise ValueError(f"brain mask {mask} is empty, or does not overlap the image")
+    return image, np.where(inside, data, np.float32(0))
+
+
+def check_structural(path, thresholds: dict, mask=None) -> dict:
+    """Metrics and decision for a T1, FLAIR or diffusion map (multiplied by its brain mask,
+    where one is given)."""
+    try:
+        image, data = load_structural(path, mask)
     except ValueError as error:
         return {"status": "fail", "reasons": str(error)}
     metrics, reasons = _header(image, thresholds)
@@ -230,7 +255,7 @@ def _coverage(foreground, affine):
 
 
 QC_COLUMNS = [
-    "subject", "modality", "status", "reasons", "path", "shape", "voxel_mm", "orientation",
+    "subject", "modality", "status", "reasons", "path", "mask", "shape", "voxel_mm", "orientation",
     "anisotropy", "fov_min_mm", "volume_ml", "outside_fraction", "extent_x_mm", "extent_y_mm",
     "extent_z_mm", "boundary_ratio", "n_volumes", "tr_s", "brain_coverage", "mean_fd_mm",
     "high_motion_fraction", "volumes_after_censoring",
@@ -249,7 +274,8 @@ def check_subject(subject, paths: dict, expected, thresholds: dict) -> list:
         elif modality == "connectome":
             row = check_connectome(path)
         else:
-            row = check_structural(path, thresholds)
+            mask = paths.get(f"{modality}_mask")
+            row = {"mask": mask, **check_structural(path, thresholds, mask)}
         rows.append({"subject": subject, "modality": modality, "path": str(path or ""), **row})
     return rows
 
@@ -258,7 +284,6 @@ def run_shard(images: dict, expected, thresholds: dict, montage_dir=None):
     """QC table of a shard (`images`: subject -> {modality: path}); with `montage_dir`, a
     montage PNG of every failed image there is, named sub-<id>_<modality>.png."""
     import logging
-    from pathlib import Path
 
     import pandas as pd
 

@@ -138,12 +138,13 @@ def preprocess(data, affine, resolutions, fov_mm, percentiles, method):
 SUFFIX = {"t1": "T1w", "flair": "FLAIR", "dwi": "MD"}
 
 
-def provenance(source, checksum, size, affine, stats, settings):
-    """The sidecar of a derivative (BIDS-style keys): where it came from and how it was made."""
+def provenance(sources, checksum, size, affine, stats, settings):
+    """The sidecar of a derivative (BIDS-style keys): where it came from (the image, and its
+    brain mask where one was applied) and how it was made."""
     from . import __version__
 
     return {
-        "Sources": [str(source)],
+        "Sources": [str(source) for source in sources],
         "SourceSHA256": checksum,
         "Resolution": size,
         "VoxelSizeMM": settings["fov_mm"] / size,
@@ -175,7 +176,7 @@ def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, 
 
     from . import MODALITIES
     from .io import save_nifti, sha256, write_json, write_tsv
-    from .qc import load
+    from .qc import load_structural
     from .shards import PackedArray
 
     log = logging.getLogger("legibility.resample")
@@ -198,8 +199,9 @@ def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, 
                 if (subject, modality) not in passed:
                     rows.append({**entry, "status": "excluded", "reason": "failed QC (see results/qc.tsv)"})
                     continue
+                mask = images[subject].get(f"{modality}_mask")
                 try:
-                    image, data = load(source, ndim=3)
+                    image, data = load_structural(source, mask)
                     cubes, stats = preprocess(data, image.affine, settings["resolutions"], settings["fov_mm"],
                                               settings["clamp_percentiles"], settings["normalise"])  # fmt: skip
                 except Exception as error:  # QC passed it, so this is a bug: say which file
@@ -214,7 +216,7 @@ def run_shard(images: dict, qc_table, settings: dict, packed: dict, table_path, 
                     derivative.header.set_xyzt_units("mm")
                     name = Path(nifti_dir) / f"sub-{subject}_res-{size}_desc-preproc_{SUFFIX[modality]}"
                     save_nifti(f"{name}.nii.gz", derivative)
-                    write_json(f"{name}.json", provenance(source, checksum, size, affine, stats, settings))
+                    write_json(f"{name}.json", provenance([source, mask] if mask else [source], checksum, size, affine, stats, settings))
                     if size in arrays:
                         arrays[size][row, channel] = volume
                 rows.append({**entry, "status": "ok", "reason": "", "sha256": checksum})

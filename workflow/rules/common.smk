@@ -13,7 +13,7 @@ min_version("9.0")
 # even where it is not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from legibility import BOLD, MIND, MODALITIES, demo, grid, inputs, shards, splits  # noqa: E402
+from legibility import BOLD, MIND, MODALITIES, demo, grid, inputs, jobs, shards, splits  # noqa: E402
 from legibility.config import canonical_order  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -27,6 +27,7 @@ try:
     else:
         IMAGES, REJECTED = inputs.discover(config["inputs"]["root"], config["inputs"]["templates"],
                                            config["inputs"]["include"], config["inputs"]["exclude"])  # fmt: skip
+        inputs.add_masks(IMAGES, config["inputs"]["root"], config["inputs"]["masks"])
     SUBJECTS = sorted(IMAGES)
     if not SUBJECTS:
         raise grid.ConfigError(f"no subject found under {config['inputs']['root']} with the path templates in inputs.templates")
@@ -91,10 +92,19 @@ def cohort_files(wildcards):
 
 def shard_stamps(wildcards):
     """(modification time, size) of the shard's files: a file replaced, added or removed reruns
-    its shard's QC and all that follows from it (the demo's files are tracked through its rule)."""
+    its shard's QC and all that follows from it (the demo's files are tracked through its rule).
+    A brain mask is listed even where it is missing (None), so that it appearing reruns QC."""
     if config["demo"]["enabled"]:
         return {}
-    return {p: [(st := os.stat(p)).st_mtime_ns, st.st_size] for s in SHARDS[wildcards.shard] for p in IMAGES[s].values()}
+    return {p: _stamp(p) for s in SHARDS[wildcards.shard] for p in IMAGES[s].values()}
+
+
+def _stamp(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
 
 
 def variables(names):
@@ -156,7 +166,11 @@ def model_setting(key):
     return setting
 
 
-def model_gpu(wildcards):
-    """Image models ask for a GPU; small feed-forward models train as fast on CPU."""
-    spec = SPECS[wildcards.model]
-    return spec.training["gpu"] if spec.images else 0
+def model_resource(key):
+    """Image models ask for a GPU and training.{threads, mem_mb, runtime}; models that read no
+    image for modest CPU resources (training.without_images)."""
+
+    def resource(wildcards):
+        return SPECS[wildcards.model].resources[key]
+
+    return resource

@@ -11,7 +11,7 @@ if config["demo"]["enabled"]:
         params:
             config={"seed": config["seed"], "demo": config["demo"]},
             images=IMAGES,
-        threads: workflow.cores
+        threads: 8  # at most --cores locally
         log:
             "logs/demo_cohort.log",
         benchmark:

@@ -23,11 +23,11 @@ rule train:
         phenotypes=PHENOTYPE_FILE,
         copies=config["augment"]["copies"],
         seed=config["seed"],
-    threads: model_setting("threads")
+    threads: model_resource("threads")  # on SLURM, cpus_per_task
     resources:
-        gpu=model_gpu,
-        mem_mb=model_setting("mem_mb"),
-        runtime=model_setting("runtime"),
+        gpu=model_resource("gpu"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
     log:
         "logs/train/{model}.log",
     benchmark:
