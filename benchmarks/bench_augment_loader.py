@@ -42,7 +42,7 @@ def make_cohort(folder: Path, n: int, settings: dict):
     qc = pd.DataFrame([{"subject": s, "modality": m, "status": "pass"} for s in images for m in CHANNELS])
     preprocess = {"resolutions": [64], "fov_mm": 192.0, "clamp_percentiles": [0.5, 99.5], "normalise": "zscore"}
     resample.run_shard(images, qc, preprocess, {64: folder / "p.npy"}, folder / "p.tsv", folder / "nifti")
-    augment.run_shard(list(images), read_tsv(folder / "p.tsv"), folder / "p.npy", settings, "zscore", 192.0, 1,
+    augment.run_shard(read_tsv(folder / "p.tsv"), folder / "p.npy", settings, "zscore", 192.0, 1,
                       folder / "a.npy", folder / "a.tsv")  # fmt: skip
     return sorted(images)
 

@@ -4,10 +4,11 @@ For each N (1,000, 5,000 and 23,810 by default) a fake UK Biobank-style cohort: 
 placeholder file for every modality of every subject (T1, FLAIR, DWI, connectome, under the
 templates of config/reference_grid.yaml) and a phenotype table with every declared variable.
 Then `snakemake -n` of config/reference_grid.yaml (the reference study's grid: 700 models,
-64 shards, every stage) in a fresh working directory: its wall time (parse, input discovery,
-phenotype and split checks, DAG) and its peak memory (the process's own ru_maxrss).
-Prints a final JSON line: n, seconds, peak_rss_mb of the largest N, and the figures per N.
-    python benchmarks/bench_dag_scale.py [--sizes 1000 5000 23810] [--repeats 1]
+each trained on 5 folds, 64 shards, every stage) in a fresh working directory: its wall time
+(parse, input discovery, phenotype checks, DAG) and its peak memory (the process's own
+ru_maxrss). Prints a final JSON line: n, seconds, peak_rss_mb and folds of the largest N, and
+the figures per N.
+    python benchmarks/bench_dag_scale.py [--sizes 1000 5000 23810] [--repeats 1] [--folds 5]
 """
 
 import argparse
@@ -68,8 +69,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 23810])
     parser.add_argument("--repeats", type=int, default=1, help="dry runs per size (the fastest is reported)")
+    parser.add_argument("--folds", type=int, default=5, help="k-fold cross-validation: training jobs per model")
     args = parser.parse_args()
     config = yaml.safe_load((ROOT / "config" / "reference_grid.yaml").read_text())
+    config["split"] = {**config.get("split", {}), "scheme": "kfold", "folds": args.folds}
     per_n = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as folder:
@@ -81,7 +84,7 @@ def main():
         print(json.dumps(per_n[-1]), flush=True)
     largest, smallest = per_n[-1], per_n[0]
     print(json.dumps({
-        "n": largest["n"], "seconds": largest["seconds"], "peak_rss_mb": largest["peak_rss_mb"],
+        "n": largest["n"], "seconds": largest["seconds"], "peak_rss_mb": largest["peak_rss_mb"], "folds": args.folds,
         # time per subject at the largest N over that at the smallest: <= 1 grows no faster than linearly
         "growth_vs_linear": round((largest["seconds"] / largest["n"]) / (smallest["seconds"] / smallest["n"]), 3),
         "per_n": per_n,

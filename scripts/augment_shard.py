@@ -1,11 +1,10 @@
-"""Augmented copies of one shard's training subjects."""
+"""Augmented copies of one shard's subjects."""
 
 from legibility import augment, jobs
 from legibility.io import read_tsv
 
 jobs.log_to(snakemake.log[0])
 augment.run_shard(
-    snakemake.params.train,
     read_tsv(snakemake.input.table),
     snakemake.input.array,
     snakemake.params.settings,

@@ -1,14 +1,26 @@
-"""The performance and legibility tables, the grid heatmap and one figure per target."""
+"""The performance and legibility tables, the grid heatmap, one figure per target, and every
+model's predictions on the subjects it never saw (pooled over its folds)."""
 
 from pathlib import Path
 
-from legibility import aggregate, jobs
+from legibility import aggregate, jobs, train
 from legibility.io import save_figure, write_tsv
 
 jobs.log_to(snakemake.log[0])
-table = aggregate.performance_table([Path(p).parent for p in snakemake.input.metrics], snakemake.params.statistics, snakemake.params.seed)
+params = snakemake.params
+folders = {}
+for path in snakemake.input.metrics:  # results/models/<model>/<fold>/metrics.json, in fold order
+    folders.setdefault(Path(path).parent.parent.name, []).append(Path(path).parent)
+loaded = aggregate.load(folders)
+table = aggregate.performance_table(loaded, params.statistics, params.seed)
+legibility = aggregate.legibility_table(table, loaded, params.statistics, params.seed)
 write_tsv(snakemake.output.table, table)
-write_tsv(snakemake.output.legibility, aggregate.legibility_table(table))
-save_figure(snakemake.output.figure, aggregate.grid_figure(table))
+write_tsv(snakemake.output.legibility, legibility)
+save_figure(snakemake.output.figure, aggregate.grid_figure(table, dict(zip(legibility["target"], legibility["best_input_set"]))))
 for target in dict.fromkeys(table["target"]):
     save_figure(Path(snakemake.output.targets) / f"{target}.png", aggregate.target_figure(table, target))
+for row in table.itertuples():
+    predictions, out = loaded[row.model]["predictions"], Path(snakemake.output.predictions)
+    write_tsv(out / f"{row.model}.tsv", predictions)
+    title = f"{row.model}: {row.n_test} subjects unseen in training ({'out of fold' if row.folds > 1 else 'test'})"
+    save_figure(out / f"{row.model}.png", train.predictions_figure(title, row.target_type, row.target, predictions))

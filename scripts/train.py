@@ -1,8 +1,8 @@
-"""Train one model and write its folder."""
+"""Train one model on one fold (or the holdout) and write its folder."""
 
 from pathlib import Path
 
-from legibility import jobs, train
+from legibility import jobs, splits, train
 from legibility.grid import ModelSpec
 from legibility.inputs import read_phenotypes
 from legibility.io import read_tsv
@@ -10,17 +10,19 @@ from legibility.io import read_tsv
 jobs.log_to(snakemake.log[0])
 params = snakemake.params
 spec = ModelSpec.from_dict(params.spec)
-spec.training.update(workers=params.workers)
+spec.training.update(workers=snakemake.resources.workers)
 source = params.phenotypes
 phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], params.variables)
 sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes")}
+fold = snakemake.wildcards.fold
 train.run(
     spec,
-    read_tsv(snakemake.input.split),
+    splits.fold_roles(read_tsv(snakemake.input.split), fold, params.folds),
     phenotypes,
     params.variables,
     {**sources, "copies": params.copies},
     params.seed,
     Path(snakemake.output.metrics).parent,
     threads=snakemake.threads,
+    fold=fold,
 )

@@ -100,6 +100,7 @@ def study(tmp_path_factory):
         "shards": 2,
         "preprocess": {"resolutions": [64]},
         "augment": {"copies": 1},
+        "split": {"scheme": "holdout"},
         "atlas": {"source": "derived", "n_regions": 16},
         "connectivity": {"drop_volumes": 2},
         "training": {"epochs": 2, "patience": 2, "threads": 1, "workers": 0, "gpu": 0},
@@ -143,7 +144,7 @@ def test_images_with_scalp_pass_qc_thanks_to_their_mask(study):
 
 def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
     splits = read_tsv(study / "results" / "splits.tsv").set_index("subject")
-    excluded = set(splits.index[splits.split == "excluded"])
+    excluded = set(splits.index[splits.part == "excluded"])
     # sex models read t1, flair and BOLD: a DWI problem (04) does not exclude from them
     assert excluded == {"01", "02", "03", "05", "07", "08", "09"}
     assert all(splits.loc[s, "reason"].startswith("failed QC") for s in excluded)
@@ -158,8 +159,8 @@ def test_bad_subjects_are_excluded_and_listed_others_go_on(study):
 def test_new_subjects_rerun_only_their_shard_and_lose_nothing(study):
     """Two subjects join one shard: a good one (a copy of sub-12's values) and one with a 3D BOLD.
     Only their shard's per-subject work reruns (QC, preprocessing, region means, connectivity and
-    augmentation, since the split is drawn shard by shard); the other shard's files keep their
-    timestamps; the models rerun, their training data having changed."""
+    augmentation); the split is drawn shard by shard, so no one else moves, and the other shard's
+    files keep their timestamps; the models rerun, their training data having changed."""
     from legibility.shards import shard_of
 
     good, bad = [s for s in map(str, range(21, 60)) if shard_of(s, 2) == shard_of("21", 2)][:2]
@@ -178,7 +179,7 @@ def test_new_subjects_rerun_only_their_shard_and_lose_nothing(study):
     for rule in ("qc_shard", "preprocess_shard", "region_means_shard", "connectivity_shard"):
         assert jobs[rule] == {f"shard={shard}"}, rule
     assert jobs["augment_shard"] == {f"shard={shard}, res=64"}
-    assert jobs["train"] == {"model=sex__t1__64", "model=sex__flair__64", "model=sex__connectivity"}
+    assert jobs["train"] == {f"model={m}, fold=holdout" for m in ("sex__t1__64", "sex__flair__64", "sex__connectivity")}
     per_subject = [study / "results" / stage for stage in ("qc", "preprocessed", "regions", "connectivity", "augment")]
     kept = {p: p.stat().st_mtime_ns for folder in per_subject for p in folder.rglob(f"shard-{other}*") if p.is_file()}
     assert len(kept) >= 6
@@ -187,9 +188,8 @@ def test_new_subjects_rerun_only_their_shard_and_lose_nothing(study):
     assert "expected a 4D image" in qc.loc[(bad, "bold"), "reasons"]
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     splits = read_tsv(study / "results" / "splits.tsv").set_index("subject")
-    assert splits.loc[bad, "split"] == "excluded" and splits.loc[good, "split"] in ("train", "val", "test")
-    subjects = read_tsv(study / "results" / "splits" / "subjects.tsv").set_index("subject")
-    assert int(subjects.loc[good, "shard"]) == int(shard)  # where to find, or force, a subject's work
+    assert splits.loc[bad, "part"] == "excluded" and splits.loc[good, "part"] in ("train", "val", "test")
+    assert int(splits.loc[good, "shard"]) == int(shard)  # where to find, or force, a subject's work
 
 
 def test_phenotype_problems_stop_the_run_before_any_job(study, tmp_path):

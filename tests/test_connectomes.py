@@ -32,6 +32,7 @@ def study(tmp_path_factory):
         "phenotypes": {"path": str(workdir / "pheno.csv"), "subject_column": "eid", "strip_prefix": "",
                        "variables": {"sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]}}},
         "shards": 2,
+        "split": {"scheme": "holdout"},
         "training": {"epochs": 3, "patience": 3, "threads": 1, "workers": 0, "gpu": 0},
         "grid": [{"targets": ["sex"], "input_sets": [["connectivity"]]}],
     }  # fmt: skip

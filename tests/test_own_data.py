@@ -2,6 +2,7 @@
 columns and coding, their own config file and nothing of the demo's. (An fMRIPrep-style folder,
 images with scalp and brain masks, is tests/test_bad_inputs.py's study.)"""
 
+import json
 import re
 import shlex
 import shutil
@@ -79,6 +80,7 @@ def uk_biobank(tmp_path_factory):
                 "current_smoker": {"type": "binary", "block": "psychology", "levels": [0, 1]},
             },
         },
+        "split": {"folds": 3},  # k-fold, the default scheme, with three folds: a quick run
         "grid": [{"targets": ["male"], "input_sets": [["t1"]]}, {"targets": ["current_smoker"], "input_sets": [["constitutional"]]}],
     }  # fmt: skip
     (checkout / "config" / "my_study.yaml").write_text(yaml.safe_dump(user, sort_keys=False))
@@ -105,6 +107,19 @@ def test_a_uk_biobank_folder_runs_end_to_end(uk_biobank):
     assert qc_table.path.str.endswith("/T1/T1_brain_to_MNI.nii.gz").all()
     performance = read_tsv(uk_biobank.results / "performance.tsv").set_index("model")
     assert set(performance.index) == {"male__t1__64", "current_smoker__constitutional"}
-    assert (performance.n_test > 0).all()
     splits = read_tsv(uk_biobank.results / "splits.tsv")
     assert set(splits.subject) == {str(1000001 + i) for i in range(16)}
+
+
+def test_k_fold_predicts_every_subject_once_out_of_fold(uk_biobank):
+    splits = read_tsv(uk_biobank.results / "splits.tsv")
+    performance = read_tsv(uk_biobank.results / "performance.tsv").set_index("model")
+    for model, target in (("male__t1__64", "male"), ("current_smoker__constitutional", "current_smoker")):
+        parts = splits[splits.target == target].set_index("subject")["part"].astype(str)
+        predictions = read_tsv(uk_biobank.results / "test_predictions" / f"{model}.tsv").set_index("subject")
+        assert sorted(predictions.index) == sorted(parts.index)  # every eligible subject, once
+        assert (predictions["fold"] == "fold-" + parts[predictions.index]).all()  # by the fold that left it out
+        assert performance.loc[model, "folds"] == 3 and performance.loc[model, "n_test"] == 16
+        for fold in ("fold-1", "fold-2", "fold-3"):
+            held_out = json.loads((uk_biobank.results / "models" / model / fold / "metrics.json").read_text())
+            assert held_out["n_test"] == (parts == fold[-1]).sum() and held_out["n_val"] == (parts == str(int(fold[-1]) % 3 + 1)).sum()

@@ -136,8 +136,10 @@ def differences(first, second) -> list:
         a, b = (first / name).read_bytes(), (second / name).read_bytes()
         if a == b:
             continue
-        if name.name == "metrics.json":
+        if name.name == "metrics.json":  # how long each epoch took aside
             a, b = ({k: v for k, v in json.loads(x).items() if k not in TIMING} for x in (a, b))
+            for summary in (a, b):
+                summary["history"] = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in summary.get("history", [])]
         elif name.name == "performance.tsv":  # .equals: NaN equals NaN
             a, b = (read_tsv(root / name).drop(columns=["wall_seconds"]) for root in (first, second))
             a, b = a.equals(b), True
@@ -172,14 +174,14 @@ def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster,
         "--default-resources", "mem_mb=1000", "runtime=30", "--set-resources", "demo_cohort:mem_mb=2000", "--set-threads", "demo_cohort=2",
         cores=None,
     )  # fmt: skip
-    scheduler = {m: json.loads((on_slurm / "results" / "models" / m / "metrics.json").read_text())["provenance"]["scheduler"]
+    scheduler = {m: json.loads((on_slurm / "results" / "models" / m / "holdout" / "metrics.json").read_text())["provenance"]["scheduler"]
                  for m in ("sex__t1__64", "age__t1__64", "age__connectivity", "sex__serology")}  # fmt: skip
     for model in ("sex__t1__64", "age__t1__64"):  # image models: a GPU each, in the GPU partition
         assert scheduler[model].get("SLURM_GPUS_ON_NODE") == "1" and scheduler[model]["SLURM_JOB_PARTITION"] == "gpu"
     for model in ("age__connectivity", "sex__serology"):  # no GPU, in the CPU partition
         assert "SLURM_GPUS_ON_NODE" not in scheduler[model] and scheduler[model]["SLURM_JOB_PARTITION"] == "cpu"
     # no global GPU limit: the two image models trained at the same time, a GPU each
-    (start_a, end_a), (start_b, end_b) = (log_span(on_slurm / "logs" / "train" / f"{m}.log") for m in ("sex__t1__64", "age__t1__64"))
+    (start_a, end_a), (start_b, end_b) = (log_span(on_slurm / "logs" / "train" / m / "holdout.log") for m in ("sex__t1__64", "age__t1__64"))
     assert start_a < end_b and start_b < end_a, "the two image models' training did not overlap"
     assert differences(local_run, on_slurm) == []  # the same results as a local run, to the byte
 
@@ -230,9 +232,9 @@ def test_jobs_killed_mid_way_leave_nothing_partial_and_the_rerun_gives_the_same_
     small_demo(tmp_path)
     kill_when(tmp_path, "logs/preprocess/shard-*.log", "preprocessed sub-")  # mid-resampling
     assert_no_partial_file(tmp_path)
-    kill_when(tmp_path, "logs/train/sex__t1__64.log", "epoch 1/")  # mid-training (the rerun resumes)
+    kill_when(tmp_path, "logs/train/sex__t1__64/holdout.log", "epoch 1/")  # mid-training (the rerun resumes)
     assert_no_partial_file(tmp_path)
-    assert not (tmp_path / "results" / "models" / "sex__t1__64" / "metrics.json").exists()
+    assert not (tmp_path / "results" / "models" / "sex__t1__64" / "holdout" / "metrics.json").exists()
     run_snakemake(tmp_path, "--unlock")
     run_snakemake(tmp_path)  # the default profile reruns incomplete jobs
     assert differences(local_run, tmp_path) == []  # the same bytes as a run never killed

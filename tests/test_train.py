@@ -15,7 +15,8 @@ from legibility.inputs import Phenotypes
 from legibility.io import write_tsv
 from legibility.shards import PackedArray
 
-TRAINING = {"epochs": 4, "patience": 10, "batch_size": 4, "lr": 0.003, "weight_decay": 0.01, "workers": 0}
+TRAINING = {"epochs": 4, "min_epochs": 2, "patience": 10, "batch_size": 4, "optimizer": "adamw", "lr": 0.003, "momentum": 0.9,
+            "weight_decay": 0.01, "workers": 0}  # fmt: skip
 MODEL = {"kind": "fusion", "channels": [4, 8], "sfcn_channels": [4, 8, 4], "connectivity_hidden": [16], "metadata_hidden": [8],
          "head_hidden": 8, "dropout": 0.1, "soft_labels": False, "bin_width": 2.0, "bin_sigma": 2.0}  # fmt: skip
 SUBJECTS = [f"{i:02d}" for i in range(30)]
@@ -68,6 +69,16 @@ def spec(target="age", inputs=("t1", "flair"), target_type="continuous", block="
     return ModelSpec(name=f"{target}__{'+'.join(inputs)}", target=target, target_type=target_type, target_block=block,
                      inputs=tuple(inputs), resolution=64 if {"t1", "flair", "dwi"} & set(inputs) else None,
                      kind=model.get("kind", "fusion"), training=dict(TRAINING), model={**MODEL, **model})  # fmt: skip
+
+
+def with_linear_features(model_spec, cohort):
+    """The datasets as a training job gives them to the network: with the baseline's features."""
+    sources, phenotypes, split = cohort
+    datasets, _ = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    X = baseline.features(model_spec, datasets, sources["regions"])
+    for name, dataset in datasets.items():
+        dataset.vectors["linear"] = X[name].astype(np.float32)
+    return datasets
 
 
 def test_fitted_parameters_come_from_training_subjects_only(cohort):
@@ -155,13 +166,13 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(cohort, tmp_path, caplog)
     with caplog.at_level(logging.INFO, logger="legibility.train"):
         _, state = train.fit(changed, datasets, fitted, phenotypes.levels, 1, tmp_path / "c.pt")
     assert "ignoring a checkpoint of other settings" in caplog.text
-    assert len(state["history"]) == TRAINING["epochs"]
+    assert len(state["history"]) == TRAINING["epochs"] + 1  # and epoch 0, before training
 
 
 def test_outputs_of_a_model_job(cohort, tmp_path):
     sources, phenotypes, split = cohort
     summary = train.run(spec("sex", ("connectivity",), "binary"), split, phenotypes, VARIABLES, sources, seed=2, out_dir=tmp_path)
-    for name in ("metrics.json", "predictions.tsv", "model.pt", "fitted.json", "training_curve.png", "test_predictions.png"):
+    for name in ("metrics.json", "predictions.tsv", "model.pt", "fitted.json", "training_curve.png"):
         assert (tmp_path / name).exists(), name
     assert summary["n_train"] == 18 and summary["n_test"] == 6 and summary["device"] == "cpu"
     assert set(summary["test"]) >= {"balanced_accuracy", "auc", "f1", "precision", "recall", "sensitivity", "specificity"}
@@ -171,13 +182,18 @@ def test_outputs_of_a_model_job(cohort, tmp_path):
     assert set(predictions["split"]) == {"val", "test"} and set(predictions["true"]) <= {"F", "M"}
     assert set(predictions["baseline_prediction"]) <= {"F", "M"}
     # the weights load without unpickling code, into the model the job describes, and reproduce its test scores
-    datasets, fitted = data.build(spec("sex", ("connectivity",), "binary"), split, phenotypes, VARIABLES, sources)
-    model = train.build_model(spec("sex", ("connectivity",), "binary"), datasets, phenotypes.levels, fitted)
-    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    datasets = with_linear_features(spec("sex", ("connectivity",), "binary"), cohort)
+    fitted = json.loads((tmp_path / "fitted.json").read_text())
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    model = train.build_model(spec("sex", ("connectivity",), "binary"), datasets, phenotypes.levels, fitted, (state["linear.weight"], state["linear.bias"]))
+    model.load_state_dict(state)
     scores = 1 / (1 + np.exp(-train.predict(model, datasets["test"], torch.device("cpu"), 4)[:, 0]))
     assert np.allclose(scores, predictions.loc[predictions.split == "test", "score"], atol=1e-6)
-    history = json.loads((tmp_path / "metrics.json").read_text())
-    assert history["best_epoch"] >= 1
+    # every epoch's history, from epoch 0 (the linear start); the kept epoch is the best on validation
+    history = summary["history"]
+    assert [h["epoch"] for h in history] == list(range(summary["epochs"] + 1))
+    best = max(history, key=lambda h: (h["val_metric"], -h["val_loss"]))
+    assert summary["best_epoch"] == best["epoch"] and summary["degenerate"] in ("", summary["degenerate"])
 
 
 def test_progress_goes_to_the_log(cohort, caplog, tmp_path):
@@ -204,9 +220,9 @@ def test_the_baseline_runs_for_every_input_kind(cohort, inputs, target, target_t
     per_image = 5 * len(model_spec.images)
     assert X["train"].shape == (18, per_image + 6 * model_spec.uses_connectivity + 10 * ("mind" in inputs) + len(model_spec.blocks))
     n_classes = len(phenotypes.levels.get(target, ()))
-    described, outputs = baseline.fit(model_spec, datasets, X, n_classes)
+    described, outputs, _ = baseline.fit(model_spec, datasets, X, n_classes)
     assert outputs["test"].shape == (6, n_classes if n_classes > 2 else 1)
-    _, scores = train.evaluate(model_spec, outputs, datasets, fitted, phenotypes)
+    scores = train.evaluate(model_spec, outputs, datasets, fitted, phenotypes)[1]["test"]
     if inputs == ("t1",):
         assert scores["r2"] > 0.5  # the region means carry age
     if inputs == ("connectivity",):
@@ -254,3 +270,76 @@ def test_vector_inputs_are_scaled_on_the_training_split_and_feed_their_own_branc
     assert np.allclose(train_mind.mean(0), 0, atol=1e-6) and not np.allclose(datasets["test"].vectors["mind"].mean(0), 0, atol=1e-3)
     model = train.build_model(model_spec, datasets, phenotypes.levels, fitted)
     assert list(model.branches) == ["connectivity", "mind", "metadata"] and model.branches["mind"][0].in_features == 10
+
+
+@pytest.mark.parametrize("inputs, target, target_type, model", [
+    (("connectivity",), "sex", "binary", {}), (("serology",), "smoking", "categorical", {}),
+    (("t1", "serology"), "age", "continuous", {}), (("t1",), "age", "continuous", {"kind": "sfcn", "soft_labels": True}),
+])  # fmt: skip
+def test_the_network_starts_from_its_linear_baseline(cohort, inputs, target, target_type, model):
+    """Before training (epoch 0), a network predicts what the cell's linear baseline predicts: a
+    network that cannot learn falls back on a linear model, never on a constant. On training
+    subjects it adds to cross-fitted predictions, which leave it something to learn."""
+    sources, phenotypes, split = cohort
+    model_spec = spec(target, inputs, target_type, **model)
+    datasets = with_linear_features(model_spec, cohort)
+    _, fitted = data.build(model_spec, split, phenotypes, VARIABLES, sources)
+    X = {s: d.vectors["linear"] for s, d in datasets.items()}
+    _, outputs, coefficients = baseline.fit(model_spec, datasets, X, len(phenotypes.levels.get(target, ())))
+    start, spread = train.offsets(outputs, datasets, fitted)
+    network = train.build_model(model_spec, datasets, phenotypes.levels, fitted, train.linear_layer(coefficients, fitted, spread))
+    given_features = train.predict(network, datasets["test"], torch.device("cpu"), 4)  # the frozen layer: the full fit
+    datasets["test"].vectors["offset"] = start["test"]
+    given_offsets = train.predict(network, datasets["test"], torch.device("cpu"), 4)  # as in training jobs
+    ours, layer = (train.outputs_to_predictions(model_spec, o, fitted, phenotypes.levels) for o in (given_offsets, given_features))
+    assert np.allclose(ours[1], layer[1], atol=1e-4)  # the same predictions (logits may differ by a constant)
+    linear = train.outputs_to_predictions(model_spec, outputs["test"].astype(np.float32), fitted, phenotypes.levels)
+    if model.get("soft_labels"):  # the mean, over the bins, of a Gaussian around the linear prediction
+        loss, (mean, std) = train.soft_label_loss(fitted), fitted["target"].values()
+        centres, centre = loss.centres.numpy(), (linear[0] - mean) / std
+        density = np.exp(-((centres[None, :] - centre[:, None]) ** 2) / (2 * spread**2))
+        assert np.allclose(ours[0], (density @ centres / density.sum(axis=1)) * std + mean, atol=1e-3)
+        assert spread == pytest.approx(max(np.sqrt(np.mean((datasets["train"].targets - outputs["cross_fitted"][:, 0]) ** 2)), loss.sigma))
+    elif target_type == "continuous":
+        assert np.allclose(ours[0], linear[0], atol=1e-4)
+    else:
+        assert np.allclose(ours[2], linear[2], atol=1e-4)  # the same class probabilities
+    assert not any(p.requires_grad for p in network.linear.parameters())  # frozen: the network learns the rest
+    assert not np.allclose(outputs["cross_fitted"], outputs["train"])  # each training subject from a fit without it
+
+
+def test_constant_predictions_are_degenerate():
+    frame = pd.DataFrame({"split": ["val"] * 3 + ["test"] * 3, "prediction": ["M", "M", "M", "M", "F", "M"]})
+    assert train.degenerate(spec("sex", target_type="binary"), frame, {}) == "predicts 'M' for every val subject"
+    values = pd.DataFrame({"split": ["val"] * 2 + ["test"] * 2, "prediction": [1.0, 2.0, 61.5, 61.5]})
+    assert "every test subject" in train.degenerate(spec(), values, {"target": {"std": 8.0}})
+    assert train.degenerate(spec(), values.assign(prediction=[1.0, 2.0, 3.0, 4.0]), {"target": {"std": 8.0}}) == ""
+
+
+def test_an_empty_validation_split_or_a_class_missing_from_training_stops_with_a_message(cohort):
+    sources, phenotypes, split = cohort
+    no_val = split.assign(split=split.split.replace({"val": "train"}))
+    with pytest.raises(ValueError, match="age__t1, fold-3: target 'age' has no val subjects"):
+        data.build(spec(), no_val, phenotypes, VARIABLES, sources, where="age__t1, fold-3")
+    never = split.subject[(split.split == "train") & (phenotypes.values.loc[split.subject, "smoking"] == 0).to_numpy()]
+    only_tested = split.assign(split=np.where(split.subject.isin(never), "test", split.split))
+    with pytest.raises(ValueError, match="has no training subject of class 'never'"):
+        data.build(spec("smoking", ("serology",), "categorical", "psychology"), only_tested, phenotypes, VARIABLES, sources)
+
+
+def test_soft_labels_of_values_beyond_the_bins_count_in_the_edge_bins():
+    from legibility.models import SoftLabelLoss
+
+    loss = SoftLabelLoss(np.arange(-2.0, 2.01, 0.5), sigma=0.3)
+    labels = loss.soft_labels(torch.tensor([-9.0, 9.0, 0.0]))
+    assert torch.allclose(labels.sum(dim=1), torch.ones(3))  # never an all-zero label
+    assert labels[0].argmax() == 0 and labels[1].argmax() == len(loss.centres) - 1
+    assert torch.isfinite(loss(torch.zeros(3, len(loss.centres)), torch.tensor([-9.0, 9.0, 0.0])))
+
+
+def test_sgd_follows_pengs_recipe(cohort, tmp_path):
+    model_spec = spec("age", ("serology",))
+    settings = {**TRAINING, "optimizer": "sgd", "lr": 0.01, "weight_decay": 0.001}
+    optimiser = train.make_optimiser(torch.nn.Linear(3, 1), settings)
+    assert isinstance(optimiser, torch.optim.SGD) and optimiser.defaults["momentum"] == 0.9 and optimiser.defaults["weight_decay"] == 0.001
+    assert isinstance(train.make_optimiser(torch.nn.Linear(3, 1), TRAINING), torch.optim.AdamW) and model_spec.training["optimizer"] == "adamw"

@@ -69,8 +69,8 @@ def copies(volume, chain, copies: int, seed: int, subject: str):
     return out
 
 
-def run_shard(train_subjects, preprocess_table, packed_path, settings: dict, normalise: str, fov_mm: float, seed: int, array_path, table_path):
-    """Augmented copies of a shard's training subjects at one resolution."""
+def run_shard(preprocess_table, packed_path, settings: dict, normalise: str, fov_mm: float, seed: int, array_path, table_path):
+    """Augmented copies, at one resolution, of a shard's subjects with a preprocessed image."""
     import logging
 
     import pandas as pd
@@ -79,8 +79,9 @@ def run_shard(train_subjects, preprocess_table, packed_path, settings: dict, nor
     from .shards import PackedArray, open_packed
 
     log = logging.getLogger("legibility.augment")
-    rows_of = dict(zip(preprocess_table["subject"], preprocess_table["row"]))
-    subjects = sorted(s for s in train_subjects if s in rows_of)
+    usable = preprocess_table[preprocess_table["status"] == "ok"]
+    rows_of = dict(zip(usable["subject"].astype(str), usable["row"]))
+    subjects = sorted(rows_of)
     originals = open_packed(packed_path)
     size = originals.shape[-1]
     chain = transform(settings, normalise, size, fov_mm)

@@ -6,11 +6,13 @@ images' space, as for UK Biobank's MNI-registered scans); connectivity and metad
 deep model sees them. Every feature is scaled on the training split only.
 """
 
+import warnings
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
-from sklearn.model_selection import StratifiedKFold
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge, RidgeCV
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
 from .connectivity import Regions, atlas_labels, atlas_on
 from .data import standardise
@@ -70,13 +72,18 @@ def features(spec, datasets, regions=None) -> dict:
 
 
 def fit(spec, datasets, X: dict, n_classes: int):
-    """Fit on the training split; returns (description, {split: outputs}) where outputs are on
-    the deep model's scale: standardised values, a logit, or log-probabilities per class."""
+    """Fit on the training split; returns (description, outputs, (weight, bias)) where outputs
+    are on the deep model's scale (standardised values, a logit, or log-probabilities per
+    class), outputs[split] = X @ weight.T + bias (up to a constant per subject for classes), and
+    outputs["cross_fitted"] are the training subjects' outputs each from a fit that left it out
+    (inner folds, with the penalty chosen): what the network's training starts from, as its
+    residuals there are honest where the full fit interpolates the training subjects."""
     y = datasets["train"].targets
     if spec.target_type == "continuous":
         model = RidgeCV(alphas=ALPHAS).fit(X["train"], y)
         described = {"method": "ridge", "alpha": float(model.alpha_)}
-        outputs = {s: model.predict(X[s])[:, None] for s in SPLITS}
+        refit, inner = Ridge(alpha=model.alpha_), KFold(min(FOLDS, len(y)))
+        weight, bias = model.coef_[None, :], np.atleast_1d(model.intercept_)
     else:
         y = y.astype(int)
         folds = min(FOLDS, np.bincount(y)[np.unique(y)].min())
@@ -87,11 +94,38 @@ def fit(spec, datasets, X: dict, n_classes: int):
         else:  # a class with one training subject cannot be cross-validated
             model = LogisticRegression(class_weight="balanced", max_iter=5000).fit(X["train"], y)
             described = {"method": "logistic", "C": 1.0}
-        outputs = {}
-        for split in SPLITS:
-            probabilities = np.full((len(X[split]), n_classes), 1e-12)
-            probabilities[:, model.classes_] = model.predict_proba(X[split]) if len(X[split]) else 0
-            logp = np.log(probabilities)
-            outputs[split] = logp[:, 1:] - logp[:, :1] if spec.target_type == "binary" else logp
+        refit = LogisticRegression(C=described["C"], class_weight="balanced", max_iter=5000)
+        inner = StratifiedKFold(folds) if folds >= 2 else None
+        if spec.target_type == "binary":  # the log odds of class 1
+            weight, bias = model.coef_, model.intercept_
+        else:  # a class absent from training keeps a probability of about 1e-12
+            weight, bias = np.zeros((n_classes, X["train"].shape[1])), np.full(n_classes, np.log(1e-12))
+            weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
+    outputs = {split: _outputs(spec, model.predict(X[split])[:, None] if spec.target_type == "continuous"
+                               else _probabilities(model.predict_proba(X[split]), model.classes_, n_classes)) for split in SPLITS}  # fmt: skip
+    if inner is None:
+        outputs["cross_fitted"] = outputs["train"]
+    elif spec.target_type == "continuous":
+        outputs["cross_fitted"] = cross_val_predict(refit, X["train"], y, cv=inner)[:, None]
+    else:
+        with warnings.catch_warnings():  # an inner fold may lack a rare class: its probability is 0 there
+            warnings.simplefilter("ignore", RuntimeWarning)
+            probabilities = cross_val_predict(refit, X["train"], y, cv=inner, method="predict_proba")
+        outputs["cross_fitted"] = _outputs(spec, _probabilities(probabilities, np.unique(y), n_classes))
     described["n_features"] = int(X["train"].shape[1])
-    return described, outputs
+    return described, outputs, (weight, bias)
+
+
+def _probabilities(present, classes, n_classes):
+    """Probabilities over every class from those of the classes a model knows (1e-12 elsewhere)."""
+    probabilities = np.full((len(present), n_classes), 1e-12)
+    probabilities[:, classes] = np.maximum(present, 1e-12)
+    return probabilities
+
+
+def _outputs(spec, values):
+    """Regression outputs as they are; class probabilities as a logit (binary) or log-probabilities."""
+    if spec.target_type == "continuous":
+        return values
+    logp = np.log(values)
+    return logp[:, 1:] - logp[:, :1] if spec.target_type == "binary" else logp

@@ -134,13 +134,23 @@ def metadata_columns(phenotypes, variables: dict, blocks):
     return pd.DataFrame(columns, index=phenotypes.values.index)
 
 
-def build(spec, split_table, phenotypes, variables: dict, sources: dict):
-    """Datasets per split, and the `fitted` parameters (all from the training split)."""
+def build(spec, split_table, phenotypes, variables: dict, sources: dict, where=None):
+    """Datasets per split, and the `fitted` parameters (all from the training split). Stops,
+    naming the model and fold (`where`), where a split is empty or a class of the target has no
+    training subject (a model could not learn it, and class weights would be infinite)."""
+    where = where or spec.name
     subjects = {s: split_table.loc[split_table["split"] == s, "subject"].astype(str).tolist() for s in SPLITS}
-    if not subjects["train"] or not subjects["test"]:
-        raise ValueError(f"{spec.name}: the training or test split is empty (too few eligible subjects)")
+    empty = [s for s in SPLITS if not subjects[s]]
+    if empty:
+        raise ValueError(f"{where}: target {spec.target!r} has no {' and no '.join(empty)} subjects (too few eligible subjects for the split)")
     fitted = {}
     raw_y = {s: phenotypes.values.loc[subjects[s], spec.target].to_numpy() for s in SPLITS}
+    if spec.target_type != "continuous":
+        present = set(np.concatenate(list(raw_y.values())).astype(int))
+        absent = sorted(present - set(raw_y["train"].astype(int)))
+        if absent:
+            names = ", ".join(repr(phenotypes.levels[spec.target][c]) for c in absent)
+            raise ValueError(f"{where}: target {spec.target!r} has no training subject of class {names} (too few of that class for the split)")
     if spec.target_type == "continuous":
         mean, std = float(raw_y["train"].mean()), float(raw_y["train"].std() or 1.0)
         fitted["target"] = {"mean": mean, "std": std}

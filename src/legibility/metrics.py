@@ -87,6 +87,8 @@ def permutation_p(target_type: str, y_true, y_pred, permutations: int, seed: int
     (1 + shuffles scoring at least as well) / (1 + shuffles)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     observed = _scores_of(target_type, y_true, y_pred[None, :])[0]
+    if not np.isfinite(observed):  # no score (say, a constant truth): no evidence at all
+        return 1.0
     draw, at_least = np.random.default_rng(seed), 0
     for done in range(0, permutations, chunk):
         shuffled = draw.permuted(np.tile(y_pred, (min(chunk, permutations - done), 1)), axis=1)
@@ -98,7 +100,8 @@ def _scores_of(target_type, y_true, predictions):
     """The headline metric of each row of a (sets x n) matrix of predictions."""
     if target_type == "continuous":
         total = np.sum((y_true - y_true.mean()) ** 2)
-        return 1 - np.sum((y_true[None, :] - predictions) ** 2, axis=1) / total
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1 - np.sum((y_true[None, :] - predictions) ** 2, axis=1) / total
     classes = np.unique(y_true)
     truth = (y_true[:, None] == classes[None, :]).astype(float)
     return np.mean((predictions == y_true[None, :]) @ truth / truth.sum(axis=0), axis=1)

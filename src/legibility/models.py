@@ -1,11 +1,20 @@
-"""Networks: the reference study's fusion design.
+"""Networks: the reference study's fusion design, beside a linear path.
 
 One 3D CNN over the chosen images (stacked as channels), a feed-forward block for each vector
 input (connectivity edges, MIND similarities, metadata features), concatenated into a head. A model is
 built from the inputs it uses only: an unused branch is absent, not fed zeros. The image CNN is
 the reference study's residual encoder (kind fusion) or SFCN (kind sfcn, Peng et al. 2021).
+
+Beside the network runs the cell's linear baseline (images as atlas-region means, vectors as
+they are), and the head's last layer starts at zero: the network adds to the linear model's
+predictions, starting from them, so one that cannot learn on a small cohort falls back on the
+linear model instead of a constant. It is given those predictions as `offset`: on training
+subjects cross-fitted (each from a fit that left it out: the full fit interpolates a small
+cohort, and would leave the network nothing to learn), elsewhere the full fit's. Its frozen
+`linear` layer holds the full fit, for data given as features.
 """
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -73,9 +82,11 @@ class MLP(nn.Sequential):
 
 class FusionNet(nn.Module):
     """Branches for the inputs given: image channels, and vectors {input: length} (connectivity
-    and MIND through blocks shaped by connectivity_hidden, metadata by metadata_hidden)."""
+    and MIND through blocks shaped by connectivity_hidden, metadata by metadata_hidden). The
+    output adds inputs["offset"], the linear model's outputs, or with `linear` = (weight, bias)
+    and no offset given, a frozen linear layer over inputs["linear"], the baseline's features."""
 
-    def __init__(self, n_outputs: int, settings: dict, image_channels=0, resolution=64, vectors=None):
+    def __init__(self, n_outputs: int, settings: dict, image_channels=0, resolution=64, vectors=None, linear=None):
         super().__init__()
         self.branches = nn.ModuleDict()
         if image_channels and settings["kind"] == "sfcn":
@@ -94,9 +105,20 @@ class FusionNet(nn.Module):
             nn.Dropout(settings["dropout"]),
             nn.Linear(settings["head_hidden"], n_outputs),
         )
+        self.linear = None
+        if linear is not None:
+            weight, bias = (torch.as_tensor(v, dtype=torch.float32) for v in linear)
+            self.linear = nn.Linear(weight.shape[1], weight.shape[0]).requires_grad_(False)
+            self.linear.weight.copy_(weight)
+            self.linear.bias.copy_(bias)
+            nn.init.zeros_(self.head[-1].weight)  # the network's contribution starts at zero
+            nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, inputs: dict):
-        return self.head(torch.cat([branch(inputs[name]) for name, branch in self.branches.items()], dim=1))
+        out = self.head(torch.cat([branch(inputs[name]) for name, branch in self.branches.items()], dim=1))
+        if "offset" in inputs:
+            return out + inputs["offset"]
+        return out if self.linear is None else out + self.linear(inputs["linear"])
 
 
 def n_parameters(model: nn.Module) -> int:
@@ -118,6 +140,8 @@ class SoftLabelLoss(nn.Module):
         self.sigma = sigma
 
     def soft_labels(self, target):
+        # a target beyond the bins (the bins span the training values) counts in the edge bin
+        target = target.clamp(float(self.centres[0]), float(self.centres[-1]))
         mass = torch.special.ndtr((self.edges[None, :] - target[:, None]) / self.sigma).diff(dim=1)
         return mass / mass.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
@@ -126,3 +150,10 @@ class SoftLabelLoss(nn.Module):
 
     def expected(self, output):
         return torch.softmax(output.float(), dim=1) @ self.centres
+
+    def logits_around(self, predicted, spread):
+        """Bin logits whose softmax is a Gaussian of width `spread` centred on each prediction y:
+        logit_k = (c_k y - c_k² / 2) / spread² (the y² term is the same for every bin, so the
+        softmax drops it); linear in y, so a linear model's weights map the same way."""
+        centres = self.centres.numpy()
+        return (np.outer(predicted, centres) - centres**2 / 2) / spread**2

@@ -1,4 +1,7 @@
-"""Training one model: AdamW, cosine schedule, early stopping, a checkpoint every epoch.
+"""Training one model: the cell's linear baseline first, then the network from the linear
+model's predictions (models.FusionNet, cross-fitted on the training subjects), with AdamW or SGD, a cosine schedule, at least
+`min_epochs`, early stopping on the validation metric, and a checkpoint every epoch. The epoch
+kept is the best on the validation metric, epoch 0 being the linear start.
 
 A killed job resumes from its last checkpoint; on CPU it then ends with exactly the weights of
 an uninterrupted run, because every random draw (initialisation, dropout, batch order) comes
@@ -33,14 +36,40 @@ def n_outputs(spec, levels, fitted) -> int:
     return {"continuous": 1, "binary": 1}.get(spec.target_type) or len(levels[spec.target])
 
 
-def build_model(spec, datasets, levels, fitted):
+def offsets(linear_outputs, datasets, fitted):
+    """The linear model's outputs the network adds to, per split (cross-fitted on training
+    subjects, the full fit's elsewhere), and for soft labels the width of the Gaussian they
+    become over the bins: the linear model's cross-fitted error on the training subjects (as
+    sure as the linear model, no surer), else None."""
+    per_split = {"train": linear_outputs["cross_fitted"], "val": linear_outputs["val"], "test": linear_outputs["test"]}
+    if "bins" not in fitted:
+        return {s: v.astype(np.float32) for s, v in per_split.items()}, None
+    loss = soft_label_loss(fitted)
+    spread = max(float(np.sqrt(np.mean((datasets["train"].targets - per_split["train"][:, 0]) ** 2))), loss.sigma)
+    return {s: loss.logits_around(v[:, 0], spread).astype(np.float32) for s, v in per_split.items()}, spread
+
+
+def linear_layer(coefficients, fitted, spread=None):
+    """The network's frozen linear layer: the baseline's full fit (weight, bias), mapped onto
+    the bins for soft labels."""
+    weight, bias = map(np.asarray, coefficients)
+    if spread is None:
+        return weight, bias
+    loss = soft_label_loss(fitted)
+    return loss.centres.numpy()[:, None] * weight / spread**2, loss.logits_around(bias, spread)[0]
+
+
+def build_model(spec, datasets, levels, fitted, linear=None):
+    """The network for `spec`, with `linear` = (weight, bias) as its linear path. A saved model:
+    build_model(..., linear=(state["linear.weight"], state["linear.bias"])), then load_state_dict."""
     sample, _ = datasets["train"][0]
     return FusionNet(
         n_outputs(spec, levels, fitted),
         spec.model,
         image_channels=len(spec.images),
         resolution=spec.resolution or 64,
-        vectors={name: values.numel() for name, values in sample.items() if name != "image"},
+        vectors={name: values.numel() for name, values in sample.items() if name not in ("image", "offset", "linear")},
+        linear=linear,
     )
 
 
@@ -99,27 +128,36 @@ def predict(model, dataset, device, batch_size, workers=0):
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), np.float32)
 
 
-def spec_hash(spec, seed) -> str:
+def spec_hash(spec, seed, fold="holdout") -> str:
     """Identifies what a checkpoint belongs to: a changed setting never resumes a stale run."""
-    return hashlib.sha256(json.dumps([spec.identity(), seed], sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([spec.identity(), seed, fold], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None):
-    """Train with early stopping; returns (model with the best validation weights, history)."""
+def make_optimiser(model, settings):
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if settings["optimizer"] == "sgd":
+        return torch.optim.SGD(trainable, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+    return torch.optim.AdamW(trainable, lr=settings["lr"], weight_decay=settings["weight_decay"])
+
+
+def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None, linear=None, fold="holdout"):
+    """Train with early stopping; returns (model with the best validation weights, state with
+    the history of every epoch)."""
     settings = spec.training
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(derive_seed(seed, spec.name, "init"))
-    model = build_model(spec, datasets, levels, fitted).to(device)
+    torch.manual_seed(derive_seed(seed, spec.name, fold, "init"))
+    model = build_model(spec, datasets, levels, fitted, linear).to(device)
     channels_last = device.type == "cuda" and bool(spec.images)
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    optimiser = make_optimiser(model, settings)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings["epochs"])
     loss_fn = loss_function(spec, fitted).to(device)
-    state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": -1, "stale": 0, "history": [], "best_weights": None}
+    # the kept epoch is the best on the validation metric (the loss breaks ties)
+    state = {"epoch": 0, "best": (-float("inf"), -float("inf")), "best_epoch": -1, "stale": 0, "history": [], "best_weights": None}
 
     checkpoint_path = Path(checkpoint_path)
-    identity = spec_hash(spec, seed)
+    identity = spec_hash(spec, seed, fold)
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
         if saved.get("identity") == identity:
@@ -136,12 +174,34 @@ def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None)
     batch = settings["batch_size"]
     # loader workers overlap reading with GPU compute; on CPU they would only take cores from it
     workers = settings["workers"] if device.type == "cuda" else 0
+
+    def validate(epoch, train_loss, started):
+        """Validation loss and metric after `epoch`; the best epoch's weights are kept."""
+        val_out = predict(model, datasets["val"], device, batch, workers)
+        val_loss = _loss(loss_fn, spec, torch.from_numpy(val_out).to(device), torch.as_tensor(datasets["val"].targets, device=device)).item()
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                  "val_metric": validation_metric(spec, val_out, datasets["val"].targets, fitted, levels),
+                  "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+        state["history"].append(record)
+        losses = subject_losses(loss_fn, spec, torch.from_numpy(val_out).to(device), torch.as_tensor(datasets["val"].targets, device=device))
+        score = (record["val_metric"] if np.isfinite(record["val_metric"]) else -float("inf"), -val_loss)
+        if score > tuple(state["best"]):
+            weights = copy.deepcopy(model.state_dict())
+            state.update(best=score, best_epoch=epoch, stale=0, best_weights=weights, best_losses=losses)
+            if epoch == 0:
+                state.update(start_weights=weights, start_losses=losses)
+        else:
+            state["stale"] += 1
+        return record
+
+    if not state["history"]:  # epoch 0: the linear start, before any training
+        validate(0, float("nan"), time.perf_counter())
     writer = BackgroundWriter()
     try:
-        while state["epoch"] < settings["epochs"] and state["stale"] < settings["patience"]:
+        while state["epoch"] < settings["epochs"] and (state["epoch"] < settings["min_epochs"] or state["stale"] < settings["patience"]):
             epoch, started = state["epoch"], time.perf_counter()
             train_set.epoch = epoch
-            order = rng(seed, spec.name, "order", epoch).permutation(n_train)
+            order = rng(seed, spec.name, fold, "order", epoch).permutation(n_train)
             # drop a last batch of one: batch norm cannot train on it
             batches = [order[i : i + batch].tolist() for i in range(0, n_train, batch) if n_train - i > 1 or n_train == 1]
             model.train()
@@ -155,28 +215,40 @@ def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None)
                 optimiser.step()
                 total += loss.item() * len(target)
             scheduler.step()
-            val_out = predict(model, datasets["val"], device, batch, workers)
-            val_loss = _loss(loss_fn, spec, torch.from_numpy(val_out).to(device), torch.as_tensor(datasets["val"].targets, device=device)).item()
-            record = {"epoch": epoch + 1, "train_loss": total / max(1, sum(map(len, batches))), "val_loss": val_loss,
-                      "val_metric": validation_metric(spec, val_out, datasets["val"].targets, fitted, levels)}  # fmt: skip
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            state["history"].append(record)
-            if val_loss < state["best_loss"]:
-                state.update(best_loss=val_loss, best_epoch=epoch + 1, stale=0, best_weights=copy.deepcopy(model.state_dict()))
-            else:
-                state["stale"] += 1
+            record = validate(epoch + 1, total / max(1, sum(map(len, batches))), started)
             state["epoch"] = epoch + 1
             snapshot = io.BytesIO()  # serialised now (a copy); written to disk while the next epoch trains
             torch.save({"identity": identity, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
                         "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state}, snapshot)  # fmt: skip
             writer.write(checkpoint_path, snapshot.getbuffer())
-            log.info("%s epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.3f (best loss %.4f at %d) %.1fs", spec.name, epoch + 1,
-                     settings["epochs"], record["train_loss"], val_loss, metrics.headline(spec.target_type), record["val_metric"],
-                     state["best_loss"], state["best_epoch"], record["seconds"])  # fmt: skip
+            log.info("%s epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.3f (best %.3f at %d) %.1fs", spec.name, epoch + 1,
+                     settings["epochs"], record["train_loss"], record["val_loss"], metrics.headline(spec.target_type),
+                     record["val_metric"], state["best"][0], state["best_epoch"], record["seconds"])  # fmt: skip
     finally:
         writer.wait()  # the last checkpoint is on disk before anything else happens
+    # the one-standard-error rule (Breiman et al. 1984): the network replaces its linear start
+    # only where its validation loss is lower by more than one standard error of the subjects'
+    # differences; a small validation set would otherwise pick noise over the linear model
+    gain = np.asarray(state["start_losses"]) - np.asarray(state["best_losses"])
+    if state["best_epoch"] > 0 and len(gain) > 1 and gain.mean() <= gain.std(ddof=1) / np.sqrt(len(gain)):
+        log.info("%s: epoch %d's validation gain over the linear start is within one standard error: the linear start is kept",
+                 spec.name, state["best_epoch"])  # fmt: skip
+        state.update(best_epoch=0, best_weights=state["start_weights"])
     model.load_state_dict(state["best_weights"])
     return model, state
+
+
+def subject_losses(loss_fn, spec, output, target) -> list:
+    """Each subject's training loss (unreduced), for comparing two epochs subject by subject."""
+    if isinstance(loss_fn, SoftLabelLoss):
+        losses = nn.functional.kl_div(torch.log_softmax(output.float(), dim=1), loss_fn.soft_labels(target.float()), reduction="none").sum(1)
+    elif spec.target_type == "continuous":
+        losses = (output[:, 0].float() - target.float()) ** 2
+    elif spec.target_type == "binary":
+        losses = nn.functional.binary_cross_entropy_with_logits(output[:, 0].float(), target.float(), pos_weight=loss_fn.pos_weight, reduction="none")
+    else:
+        losses = nn.functional.cross_entropy(output.float(), target, weight=loss_fn.weight, reduction="none")
+    return losses.cpu().tolist()
 
 
 def validation_metric(spec, output, targets, fitted, levels) -> float:
@@ -208,9 +280,9 @@ def outputs_to_predictions(spec, output, fitted, levels):
 
 
 def evaluate(spec, outputs, datasets, fitted, phenotypes):
-    """Predictions table (val and test) and test metrics, from model outputs per split."""
+    """Predictions table (val and test) and metrics per split, from model outputs per split."""
     levels = phenotypes.levels
-    frames, test_metrics = [], {}
+    frames, split_metrics = [], {}
     for split in ("val", "test"):
         dataset = datasets[split]
         predicted, score, probabilities = outputs_to_predictions(spec, outputs[split], fitted, levels)
@@ -218,36 +290,55 @@ def evaluate(spec, outputs, datasets, fitted, phenotypes):
         frame = {"subject": dataset.subjects, "split": split}
         if spec.target_type == "continuous":
             frame.update(true=truth, prediction=predicted, score=score)
-            split_metrics = metrics.regression(truth, predicted)
+            split_metrics[split] = metrics.regression(truth, predicted)
         else:
             frame.update(true=phenotypes.label(spec.target, truth), prediction=phenotypes.label(spec.target, predicted), score=score)
             frame.update({f"p_{level}": probabilities[:, i] for i, level in enumerate(levels[spec.target])})
-            split_metrics = metrics.classification(truth, probabilities, len(levels[spec.target]))
+            split_metrics[split] = metrics.classification(truth, probabilities, len(levels[spec.target]))
         frames.append(frame)
-        if split == "test":
-            test_metrics = split_metrics
-    return pd.concat([pd.DataFrame(f) for f in frames], ignore_index=True), test_metrics
+    return pd.concat([pd.DataFrame(f) for f in frames], ignore_index=True), split_metrics
 
 
-def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, threads=1):
-    """Everything one model job does; writes its folder under results/models/<model>/."""
+def degenerate(spec, predictions, fitted) -> str:
+    """Why a model's predictions say nothing, or "": the same value (or class) for every
+    validation or test subject."""
+    reasons = []
+    for split in ("val", "test"):
+        predicted = predictions.loc[predictions["split"] == split, "prediction"]
+        if len(predicted) < 2:
+            continue
+        if spec.target_type == "continuous" and np.ptp(predicted.to_numpy(float)) <= 1e-6 * fitted["target"]["std"]:
+            reasons.append(f"predicts {predicted.iloc[0]:.4g} for every {split} subject")
+        elif spec.target_type != "continuous" and predicted.nunique() == 1:
+            reasons.append(f"predicts {predicted.iloc[0]!r} for every {split} subject")
+    return "; ".join(reasons)
+
+
+def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, threads=1, fold="holdout"):
+    """Everything one model job does on one fold: writes results/models/<model>/<fold>/."""
     started = time.perf_counter()
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     out_dir = Path(out_dir)
-    datasets, fitted = data.build(spec, split_table, phenotypes, variables, sources)
-    log.info("%s: %s", spec.name, ", ".join(f"{len(datasets[s])} {s}" for s in SPLITS))
-    model, state = fit(spec, datasets, fitted, phenotypes.levels, seed, out_dir / "checkpoint.pt", device)
+    datasets, fitted = data.build(spec, split_table, phenotypes, variables, sources, where=f"{spec.name}, {fold}")
+    log.info("%s, %s: %s", spec.name, fold, ", ".join(f"{len(datasets[s])} {s}" for s in SPLITS))
+    features = baseline.features(spec, datasets, sources.get("regions"))
+    linear, linear_outputs, coefficients = baseline.fit(spec, datasets, features, len(phenotypes.levels.get(spec.target, ())))
+    start, spread = offsets(linear_outputs, datasets, fitted)
+    for split, dataset in datasets.items():  # the network adds to the linear model's outputs
+        dataset.vectors["offset"] = start[split]
+    layer = linear_layer(coefficients, fitted, spread)
+    model, state = fit(spec, datasets, fitted, phenotypes.levels, seed, out_dir / "checkpoint.pt", device, layer, fold)
     outputs = {s: predict(model, datasets[s], device, spec.training["batch_size"]) for s in ("val", "test")}
-    predictions, test_metrics = evaluate(spec, outputs, datasets, fitted, phenotypes)
-    linear, linear_outputs = baseline.fit(spec, datasets, baseline.features(spec, datasets, sources.get("regions")),
-                                          len(phenotypes.levels.get(spec.target, ())))  # fmt: skip
-    linear_predictions, linear["test"] = evaluate(spec, linear_outputs, datasets, fitted, phenotypes)
-    log.info("%s: test %s, linear baseline %s", spec.name, test_metrics, linear["test"])
-    predictions["baseline_prediction"] = linear_predictions["prediction"]
-    predictions["baseline_score"] = linear_predictions["score"]
+    predictions, deep_metrics = evaluate(spec, outputs, datasets, fitted, phenotypes)
+    linear_predictions, linear_metrics = evaluate(spec, linear_outputs, datasets, fitted, phenotypes)
+    linear.update(val=linear_metrics["val"], test=linear_metrics["test"])
+    log.info("%s, %s: test %s, linear baseline %s", spec.name, fold, deep_metrics["test"], linear["test"])
+    for column in [c for c in linear_predictions.columns if c in ("prediction", "score") or c.startswith("p_")]:
+        predictions[f"baseline_{column}"] = linear_predictions[column]
+    predictions.insert(1, "fold", fold)
 
     # plain tensors: load with torch.load(..., weights_only=True). Saved through a file handle, as
     # a file name would end up inside the archive (and ours is a temporary one)
@@ -255,9 +346,10 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         torch.save(model.state_dict(), handle)
     write_tsv(out_dir / "predictions.tsv", predictions)
     write_json(out_dir / "fitted.json", fitted)
-    _figures(spec, state["history"], predictions, out_dir)
+    save_figure(out_dir / "training_curve.png", curve_figure(f"{spec.name}, {fold}", state, metrics.headline(spec.target_type)))
     summary = {
         "model": spec.name,
+        "fold": fold,
         "target": spec.target,
         "target_type": spec.target_type,
         "inputs": list(spec.inputs),
@@ -269,9 +361,11 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "best_epoch": state["best_epoch"],
         "wall_seconds": round(time.perf_counter() - started, 2),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "chance": metrics.chance(spec.target_type, len(phenotypes.levels.get(spec.target, ()))),
-        "test": test_metrics,
+        "degenerate": degenerate(spec, predictions, fitted),
+        "val": deep_metrics["val"],
+        "test": deep_metrics["test"],
         "baseline": linear,
+        "history": state["history"],
         "provenance": {  # what made this result; differs between hosts, not between reruns of one
             **jobs.provenance(), "spec": spec.identity(), "seed": seed, "threads": threads,
             "split_sha256": hashlib.sha256(split_table.to_csv(index=False).encode()).hexdigest(),
@@ -282,33 +376,51 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     return summary
 
 
-def _figures(spec, history, predictions, out_dir):
+def curve_figure(title, state, metric: str):
+    """Training and validation loss per epoch, the validation metric, and the epoch kept."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    history = state["history"]
+    fig, (loss, score) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
-    ax.set(xlabel="epoch", ylabel="loss", title=spec.name)
-    ax.legend()
-    save_figure(out_dir / "training_curve.png", fig)
+    loss.plot(epochs, [h["train_loss"] for h in history], label="train")
+    loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    loss.set(xlabel="epoch (0: the linear start)", ylabel="loss")
+    loss.legend()
+    score.plot(epochs, [h["val_metric"] for h in history], color="tab:green")
+    score.set(xlabel="epoch", ylabel=f"validation {metric.replace('_', ' ')}")
+    for ax in (loss, score):
+        ax.axvline(state["best_epoch"], color="grey", ls=":", lw=1)
+    fig.suptitle(f"{title} (kept: epoch {state['best_epoch']})")
+    fig.tight_layout()
+    return fig
 
-    test = predictions[predictions["split"] == "test"]
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    if spec.target_type == "continuous":
-        ax.scatter(test["true"], test["prediction"], s=12)
-        low, high = float(np.nanmin(test[["true", "prediction"]])), float(np.nanmax(test[["true", "prediction"]]))
-        ax.plot([low, high], [low, high], color="grey", lw=1)
-        ax.set(xlabel=f"true {spec.target}", ylabel="predicted", title=f"{spec.name} (test)")
-    else:
-        levels = sorted(set(test["true"]) | set(test["prediction"]))
-        counts = test.groupby(["true", "prediction"]).size().unstack(fill_value=0).reindex(index=levels, columns=levels, fill_value=0)
+
+def predictions_figure(title, target_type, target, predictions):
+    """Predictions of the model and its linear baseline against the truth, on subjects neither saw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 4))
+    for ax, column, name in zip(axes, ("prediction", "baseline_prediction"), ("model", "linear baseline")):
+        if target_type == "continuous":
+            ax.scatter(predictions["true"], predictions[column], s=12)
+            low, high = float(np.nanmin(predictions[["true", column]])), float(np.nanmax(predictions[["true", column]]))
+            ax.plot([low, high], [low, high], color="grey", lw=1)
+            ax.set(xlabel=f"true {target}", ylabel="predicted", title=name)
+            continue
+        levels = sorted(set(predictions["true"]) | set(predictions[column]))
+        counts = predictions.groupby(["true", column]).size().unstack(fill_value=0).reindex(index=levels, columns=levels, fill_value=0)
         ax.imshow(counts.to_numpy(), cmap="Blues")
         for (i, j), n in np.ndenumerate(counts.to_numpy()):
             ax.text(j, i, str(n), ha="center", va="center")
         ax.set(xticks=range(len(levels)), xticklabels=levels, yticks=range(len(levels)), yticklabels=levels,
-               xlabel="predicted", ylabel="true", title=f"{spec.name} (test)")  # fmt: skip
-    save_figure(out_dir / "test_predictions.png", fig)
+               xlabel="predicted", ylabel="true", title=name)  # fmt: skip
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

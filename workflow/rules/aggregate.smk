@@ -1,11 +1,11 @@
-# The verdicts over all models: performance and legibility tables, the grid heatmap and one
-# figure per target.
+# The verdicts over all models and folds: performance and legibility tables, the grid heatmap,
+# one figure per target, and each model's predictions on the subjects it never saw.
 
 
 rule performance:
     input:
-        metrics=expand("results/models/{model}/metrics.json", model=MODELS),
-        predictions=expand("results/models/{model}/predictions.tsv", model=MODELS),
+        metrics=expand("results/models/{model}/{fold}/metrics.json", model=MODELS, fold=FOLDS),
+        predictions=expand("results/models/{model}/{fold}/predictions.tsv", model=MODELS, fold=FOLDS),
     output:
         table="results/performance.tsv",
         legibility="results/legibility.tsv",
@@ -20,6 +20,13 @@ rule performance:
             caption="../report/target.rst",
             category="Performance",
             subcategory="Targets",
+        ),
+        predictions=report(
+            directory("results/test_predictions"),
+            patterns=["{model}.png"],
+            caption="../report/test_predictions.rst",
+            category="Models",
+            subcategory="Predictions on unseen subjects",
         ),
     params:
         statistics=config["statistics"],

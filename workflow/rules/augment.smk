@@ -1,4 +1,5 @@
-# Cached augmentation: K seeded copies of every training subject, made once per setting.
+# Cached augmentation: K seeded copies of every subject, made once per setting (under k-fold every
+# subject trains in some fold; a model reads copies of its training subjects only).
 
 
 rule augment_shard:
@@ -9,7 +10,6 @@ rule augment_shard:
         table="results/augment/shard-{shard}_res-{res}.tsv",
         array="results/augment/shard-{shard}_res-{res}.npy",
     params:
-        train=shard_training,
         settings=lookup(dpath="augment", within=config),
         normalise=config["preprocess"]["normalise"],
         fov_mm=config["preprocess"]["fov_mm"],

@@ -75,15 +75,18 @@ rule connectivity_group:
         "../../scripts/connectivity_group.py"
 
 
+# the tangent space is fitted on a fold's training subjects: one per target and fold
 rule connectivity_tangent:
     input:
         series=per_shard("results/connectivity/shard-{shard}_timeseries.npz"),
-        split="results/splits/subjects.tsv",
+        split="results/splits/target-{target}.tsv",
     output:
-        table="results/connectivity/tangent.tsv",
-        array="results/connectivity/tangent.npy",
+        table="results/connectivity/tangent/target-{target}_{fold}.tsv",
+        array="results/connectivity/tangent/target-{target}_{fold}.npy",
+    params:
+        folds=N_FOLDS,
     log:
-        "logs/connectivity/tangent.log",
+        "logs/connectivity/tangent/target-{target}_{fold}.log",
     conda:
         "../../envs/legibility.yaml"
     script:

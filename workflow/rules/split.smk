@@ -1,22 +1,8 @@
-# One stratified train/validation/test assignment of subjects, restricted per target.
-
-
-rule subject_split:
-    output:
-        "results/splits/subjects.tsv",
-    params:
-        split=SPLIT.to_dict("list"),
-    log:
-        "logs/splits/subjects.log",
-    conda:
-        "../../envs/legibility.yaml"
-    script:
-        "../../scripts/subject_split.py"
+# Each target's split: holdout or k folds, stratified by the target itself, shard by shard.
 
 
 rule target_split:
     input:
-        subjects="results/splits/subjects.tsv",
         qc="results/qc.tsv",
         phenotypes=config["phenotypes"]["path"],
     output:
@@ -24,7 +10,10 @@ rule target_split:
     params:
         modalities=target_modalities,
         phenotypes=PHENOTYPE_FILE,
-        variables=target_variable,
+        variables=split_variables,
+        split=config["split"],
+        shards=config["shards"],
+        seed=config["seed"],
     log:
         "logs/splits/target-{target}.log",
     conda:

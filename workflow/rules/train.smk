@@ -1,37 +1,38 @@
-# One training job per model (target x input set), on a GPU where there is one.
+# One training job per model (target x input set) and fold, on a GPU where there is one.
 
 
 rule train:
     input:
         unpack(train_inputs),
     output:
-        metrics="results/models/{model}/metrics.json",
-        predictions="results/models/{model}/predictions.tsv",
-        weights="results/models/{model}/model.pt",
-        fitted="results/models/{model}/fitted.json",
-        curve="results/models/{model}/training_curve.png",
-        test=report(
-            "results/models/{model}/test_predictions.png",
-            caption="../report/test_predictions.rst",
+        metrics="results/models/{model}/{fold}/metrics.json",
+        predictions="results/models/{model}/{fold}/predictions.tsv",
+        weights="results/models/{model}/{fold}/model.pt",
+        fitted="results/models/{model}/{fold}/fitted.json",
+        curve=report(
+            "results/models/{model}/{fold}/training_curve.png",
+            caption="../report/training_curve.rst",
             category="Models",
             subcategory="{model}",
         ),
     params:
         spec=model_spec,
-        workers=model_setting("workers"),
         variables=model_variables,
         phenotypes=PHENOTYPE_FILE,
         copies=config["augment"]["copies"],
+        folds=N_FOLDS,
         seed=config["seed"],
     threads: model_resource("threads")  # on SLURM, cpus_per_task
     resources:
         gpu=model_resource("gpu"),
         mem_mb=model_resource("mem_mb"),
         runtime=model_resource("runtime"),
+        workers=model_setting("workers"),  # data-loader processes on a GPU: speed, not results
+        disk_mb=1000,  # weights and predictions (declared: the default stats every input file)
     log:
-        "logs/train/{model}.log",
+        "logs/train/{model}/{fold}.log",
     benchmark:
-        "results/benchmarks/train/{model}.tsv"
+        "results/benchmarks/train/{model}/{fold}.tsv"
     conda:
         "../../envs/legibility.yaml"
     script:
