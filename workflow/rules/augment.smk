@@ -14,6 +14,7 @@ rule augment_shard:
         normalise=config["preprocess"]["normalise"],
         fov_mm=config["preprocess"]["fov_mm"],
         seed=config["seed"],
+    priority: 1  # as preprocessing
     log:
         "logs/augment/shard-{shard}_res-{res}.log",
     benchmark:

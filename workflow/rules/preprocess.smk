@@ -13,6 +13,7 @@ rule preprocess_shard:
         images=shard_images,
         settings=config["preprocess"],
         resolutions=RESOLUTIONS,
+    priority: 1  # the image models' inputs first: their training, the longest jobs, overlaps the rest
     log:
         "logs/preprocess/shard-{shard}.log",
     benchmark:
@@ -36,6 +37,7 @@ rule region_means_shard:
         "results/regions/shard-{shard}.tsv",
     params:
         resolution=min(config["preprocess"]["resolutions"]),
+    priority: 1  # as preprocessing
     log:
         "logs/regions/shard-{shard}.log",
     benchmark:
@@ -54,6 +56,7 @@ rule preprocess_index:
         arrays=per_shard("results/preprocessed/shard-{shard}_res-{{res}}.npy"),
     output:
         "results/preprocessed/index_res-{res}.tsv",
+    priority: 1  # as preprocessing
     log:
         "logs/preprocess/index_res-{res}.log",
     conda:
@@ -67,6 +70,7 @@ rule regions_table:
         per_shard("results/regions/shard-{shard}.tsv"),
     output:
         "results/regions.tsv",
+    priority: 1  # as preprocessing
     log:
         "logs/regions/table.log",
     conda:

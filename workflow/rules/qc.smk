@@ -18,6 +18,7 @@ rule qc_shard:
         stamps=shard_stamps,
         expected=EXPECTED,
         thresholds=QC_THRESHOLDS,
+    priority: 1  # as preprocessing, which follows it
     log:
         "logs/qc/shard-{shard}.log",
     benchmark:
@@ -43,6 +44,7 @@ rule qc_table:
     params:
         rejected=REJECTED,
         thresholds=config["qc"],
+    priority: 1  # as preprocessing
     log:
         "logs/qc_table.log",
     conda:

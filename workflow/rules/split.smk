@@ -14,6 +14,7 @@ rule target_split:
         split=config["split"],
         shards=config["shards"],
         seed=config["seed"],
+    priority: 1  # as preprocessing
     log:
         "logs/splits/target-{target}.log",
     conda:
