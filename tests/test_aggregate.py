@@ -15,7 +15,8 @@ STATISTICS = {"bootstrap": 500, "confidence": 0.95, "permutations": 499, "fdr": 
 LEVELS = {"binary": ["F", "M"], "categorical": ["never", "former", "current"]}
 
 
-def write_model(folder, model, target, target_type, inputs, truth, prediction, baseline=None, val=(0.5, 0.4), folds=5, degenerate=""):
+def write_model(folder, model, target, target_type, inputs, truth, prediction, baseline=None, val=(0.5, 0.4), folds=5, degenerate="",
+                best_epoch=7):
     """A model's fold folders as the train rule writes them: subjects split over `folds` folds,
     each fold's metrics.json (with validation scores `val` = (model, baseline)) and test rows of
     predictions.tsv. Returns the folders."""
@@ -44,7 +45,7 @@ def write_model(folder, model, target, target_type, inputs, truth, prediction, b
         (path / "metrics.json").write_text(json.dumps({
             "model": model, "fold": name, "target": target, "target_type": target_type, "inputs": inputs,
             "resolution": 64 if "t1" in inputs else None, "kind": "fusion", "n_train": 10, "n_val": 3, "n_test": len(rows),
-            "n_parameters": 5, "epochs": 20, "best_epoch": 7, "wall_seconds": 1.0, "device": "cpu", "degenerate": degenerate,
+            "n_parameters": 5, "epochs": 20, "best_epoch": best_epoch, "wall_seconds": 1.0, "device": "cpu", "degenerate": degenerate,
             "val": {headline: val[0]}, "test": fold_metrics[""],
             "baseline": {"method": "ridge", "val": {headline: val[1]}, "test": fold_metrics["baseline_"]},
         }))  # fmt: skip
@@ -115,6 +116,14 @@ def test_a_network_below_its_baseline_is_marked(tmp_path):
                           baseline=age + draw.normal(0, 3, 60), folds=1)  # fmt: skip
     row = aggregate.performance_table(aggregate.load({"age__t1__64": folders}), STATISTICS, seed=1).iloc[0]
     assert row.baseline_score - row.score > 0.05 and "below its linear baseline on unseen subjects" in row.degenerate
+
+
+@pytest.mark.parametrize("best_epoch, says", [(0, "linear start"), (1, "epoch 1 of 20"), (7, "trained")])
+def test_which_weights_were_kept_is_said(tmp_path, best_epoch, says):
+    age = np.random.default_rng(3).normal(60, 8, 30)
+    folders = write_model(tmp_path, "age__t1__64", "age", "continuous", ["t1"], age, age, folds=1, best_epoch=best_epoch)
+    row = aggregate.performance_table(aggregate.load({"age__t1__64": folders}), STATISTICS, seed=1).iloc[0]
+    assert row.kept.startswith(says) and row.best_epoch == str(best_epoch)
 
 
 def test_chance_counts_the_classes_present():

@@ -22,7 +22,7 @@ LEAD_COLUMNS = ["model", "target", "target_type", "input_set", "cell", *INPUT_OR
                 "baseline_ci_low", "baseline_ci_high", "baseline_p_value", "baseline_q_value", "baseline_legible", "legible",
                 "chance", "degenerate", "score_fold_mean", "score_fold_sd", "baseline_fold_mean", "baseline_fold_sd",
                 "val_score", "baseline_val_score"]  # fmt: skip
-TAIL_COLUMNS = ["n_parameters", "epochs", "best_epoch", "wall_seconds", "device"]
+TAIL_COLUMNS = ["n_parameters", "epochs", "best_epoch", "kept", "wall_seconds", "device"]
 SHORT = {"balanced_accuracy": "BA", "r2": "R²"}
 SHORTFALL = 0.05  # a network this far below its own linear baseline added noise, not knowledge
 
@@ -109,9 +109,21 @@ def model_row(model: str, result: dict, settings: dict, seed: int) -> dict:
     row.update({
         "baseline_method": first["baseline"]["method"], "n_parameters": first["n_parameters"],
         "epochs": ";".join(str(f["epochs"]) for f in folds), "best_epoch": ";".join(str(f["best_epoch"]) for f in folds),
+        "kept": "; ".join(dict.fromkeys(kept(f["best_epoch"], f["epochs"]) for f in folds)),
         "wall_seconds": round(sum(f["wall_seconds"] for f in folds), 2), "device": first["device"],
     })  # fmt: skip
     return row
+
+
+def kept(best_epoch: int, epochs: int) -> str:
+    """Whose weights a fold's network kept, said where it stopped learning early: the score of a
+    network that kept its linear start is the baseline's, and one that kept its first epoch's
+    learned little beyond it."""
+    if best_epoch == 0:
+        return "linear start: no epoch improved on it by one standard error on validation"
+    if best_epoch == 1:
+        return f"epoch 1 of {epochs}: validation worsened after the first epoch"
+    return "trained"
 
 
 def performance_table(loaded: dict, settings: dict, seed: int) -> pd.DataFrame:
