@@ -32,7 +32,7 @@ include: "workflow/rules/provenance.smk"
 localrules:
     effective_config,
     derivative_description,
-    subject_split,
+    target_split,
     splits_table,
     preprocess_index,
     regions_table,

@@ -17,7 +17,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from .connectivity import Regions, atlas_labels, atlas_on
 from .data import standardise
 from .io import read_tsv
-from .resample import SUFFIX
+from .resample import SUFFIX, same_grid
 from .splits import SPLITS
 
 ALPHAS = np.logspace(-2, 5, 15)  # ridge penalties tried
@@ -30,9 +30,10 @@ def region_means(images: dict, atlas_img) -> pd.DataFrame:
     of each atlas region (NaN for a region outside the image's field of view). The atlas is
     resampled once per grid geometry."""
     labels = atlas_labels(atlas_img)
-    grids, rows = {}, []
+    grids, rows, grid_of = {}, [], {}
     for (subject, modality), path in sorted(images.items()):
         image = nib.load(path)
+        same_grid(subject, {modality: image, **grid_of.setdefault(subject, {modality: image})})
         key = (image.shape, image.affine.round(6).tobytes())
         if key not in grids:
             grids[key] = Regions(atlas_on(image, atlas_img), labels)

@@ -125,7 +125,7 @@ def run_shard(preprocess_table, nifti_dir, resolution: int, atlas_img, feature_n
     from .connectivity import atlas_labels, atlas_on, vectorise
     from .grid import mind_images
     from .io import write_tsv
-    from .resample import SUFFIX
+    from .resample import SUFFIX, same_grid
     from .shards import PackedArray
 
     log = logging.getLogger("legibility.mind")
@@ -141,6 +141,7 @@ def run_shard(preprocess_table, nifti_dir, resolution: int, atlas_img, feature_n
                 continue
             loaded = {m: nib.load(f"{nifti_dir}/sub-{subject}_res-{resolution}_desc-preproc_{SUFFIX[m]}.nii.gz") for m in needed}
             first = loaded[needed[0]]
+            same_grid(subject, loaded)
             geometry = (first.shape, first.affine.round(6).tobytes())
             if geometry not in on_grid:
                 on_grid[geometry] = np.asarray(atlas_on(first, atlas_img).dataobj).astype(int)

@@ -333,6 +333,8 @@ PANELS = [  # metric, axis label, threshold keys (low, high)
     ("anisotropy", "voxel anisotropy", (None, "max_anisotropy")),
     ("brain_coverage", "BOLD coverage of the MNI brain", ("bold_min_coverage", None)),
     ("mean_fd_mm", "BOLD mean framewise displacement (mm)", (None, "bold_max_mean_fd")),
+    ("dice", "Dice with the MNI152 brain, registered", ("min_dice", None)),
+    ("similarity", "correlation with the MNI152 template", ("min_similarity", None)),
 ]
 
 
@@ -344,9 +346,9 @@ def figure(table, thresholds: dict):
     import matplotlib.pyplot as plt
 
     table = table.assign(extent_max_mm=table[["extent_x_mm", "extent_y_mm", "extent_z_mm"]].max(axis=1))
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
     for ax, (column, label, (low, high)) in zip(axes.ravel(), PANELS):
-        values = table[[column, "status"]].dropna()
+        values = table.reindex(columns=[column, "status"]).dropna()
         if values.empty:
             ax.set_axis_off()
             ax.set_title(f"{label}: no data", fontsize=9)

@@ -55,6 +55,7 @@ USES_MIND = any(MIND in spec.inputs for spec in SPECS.values())
 if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resolutions"]:
     raise WorkflowError(f"mind.resolution {config['mind']['resolution']} is not one of preprocess.resolutions {config['preprocess']['resolutions']}")
 
+REGISTRATION = {**config["registration"], "space": config["inputs"]["space"]}
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
 _unknown = sorted(set(config["split"]["stratify_by"]) - set(config["phenotypes"]["variables"]))
 if _unknown:

@@ -1,10 +1,10 @@
-# Structural images to RAS cubes of 128³ and 64³: NIfTI for people, packed float16 for training,
+# Structural images to cubes of 128³ and 64³ on one MNI grid, through their registration: NIfTI for people, packed float16 for training,
 # and their atlas-region means for the linear baselines.
 
 
 rule preprocess_shard:
     input:
-        qc="results/qc/shard-{shard}.tsv",
+        qc="results/registration/shard-{shard}.tsv",
     output:
         table="results/preprocessed/shard-{shard}.tsv",
         arrays=expand("results/preprocessed/shard-{{shard}}_res-{res}.npy", res=RESOLUTIONS),

@@ -31,9 +31,37 @@ rule qc_shard:
         "../../scripts/qc_shard.py"
 
 
+rule register_shard:
+    input:
+        qc="results/qc/shard-{shard}.tsv",
+    output:
+        table="results/registration/shard-{shard}.tsv",
+        montage=report(
+            "results/registration/shard-{shard}.png",
+            caption="../report/registration.rst",
+            category="Quality control",
+            subcategory="Registration",
+        ),
+    params:
+        images=shard_images,
+        settings=REGISTRATION,
+        seed=config["seed"],
+    priority: 1  # as preprocessing, which follows it
+    log:
+        "logs/registration/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/registration/shard-{shard}.tsv"
+    group:
+        "shard"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/register_shard.py"
+
+
 rule qc_table:
     input:
-        per_shard("results/qc/shard-{shard}.tsv"),
+        per_shard("results/registration/shard-{shard}.tsv"),
     output:
         table="results/qc.tsv",
         figure=report(
@@ -43,7 +71,7 @@ rule qc_table:
         ),
     params:
         rejected=REJECTED,
-        thresholds=config["qc"],
+        thresholds={**config["qc"], **REGISTRATION},
     priority: 1  # as preprocessing
     log:
         "logs/qc_table.log",
