@@ -4,7 +4,7 @@ from pathlib import Path
 
 from legibility import jobs, splits, train
 from legibility.grid import ModelSpec
-from legibility.inputs import read_phenotypes
+from legibility.inputs import add_derived, read_phenotypes
 from legibility.io import read_tsv
 
 jobs.log_to(snakemake.log[0])
@@ -13,7 +13,9 @@ spec = ModelSpec.from_dict(params.spec)
 spec.training.update(workers=snakemake.resources.workers)
 source = params.phenotypes
 phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], params.variables)
-sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes")}
+if "qc" in snakemake.input.keys():  # variables derived from registration (head scale)
+    add_derived(phenotypes, params.variables, read_tsv(snakemake.input.qc))
+sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes", "qc")}
 fold = snakemake.wildcards.fold
 train.run(
     spec,

@@ -1,9 +1,10 @@
 """Inputs: discovery by path templates and phenotype-table validation with clear messages."""
 
+import pandas as pd
 import pytest
 
 from legibility.grid import ConfigError
-from legibility.inputs import add_masks, check_label, discover, read_phenotypes
+from legibility.inputs import add_derived, add_masks, check_label, discover, read_phenotypes
 
 VARIABLES = {
     "sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]},
@@ -25,6 +26,16 @@ def test_a_valid_table_is_encoded(tmp_path):
     assert table.values.loc["02", "sex"] == 1.0 and table.values.loc["02", "smoking"] == 2.0
     assert table.values["age"].isna().tolist() == [False, True]
     assert table.label("smoking", [2.0, float("nan")]) == ["current", None]
+
+
+def test_the_head_scale_from_registration_is_a_variable_without_a_column(tmp_path):
+    path = write(tmp_path, "participant_id\tsex\tage\tsmoking\nsub-01\tF\t61.5\tnever\nsub-02\tM\t70\tcurrent\n")
+    variables = {**VARIABLES, "head": {"type": "continuous", "block": "constitutional", "source": "registration"}}
+    table = read_phenotypes(path, "participant_id", "sub-", variables)  # no column 'head': not a problem
+    qc = pd.DataFrame({"subject": ["01", "01", "01", "02"], "modality": ["t1", "flair", "bold", "t1"],
+                       "head_scale": [1.05, 1.05, None, None]})  # fmt: skip
+    add_derived(table, variables, qc)
+    assert table.values.loc["01", "head"] == 1.05 and pd.isna(table.values.loc["02", "head"])  # 02 was not registered
 
 
 def test_csv_with_another_subject_column(tmp_path):

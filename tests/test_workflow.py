@@ -67,6 +67,10 @@ def test_every_subjects_images_lie_on_one_mni_grid(run):
     t1 = qc[(qc.modality == "t1") & (qc.status == "pass")]
     assert (t1.registration == "affine to MNI152").all() and (t1.dice > 0.9).all()
     assert np.corrcoef(t1.head_scale, [truth[s]["head_scale"] for s in t1.subject])[0, 1] > 0.95
+    # kept as a variable: the constitutional block's models read it
+    fitted = json.loads((run / "results" / "models" / "hypertension__constitutional+serology" / "holdout" / "fitted.json").read_text())
+    column = fitted["metadata"]["columns"].index("head_scale")
+    assert fitted["metadata"]["mean"][column] == pytest.approx(t1.head_scale.mean(), abs=0.02)
 
 
 def test_registered_region_means_match_the_templates(run):
@@ -183,6 +187,12 @@ def test_changed_atlas_reruns_connectivity_and_its_models_only(run):
     jobs = planned(run, lambda c: c["atlas"].update(n_regions=32))
     assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "effective_config", "all"}
     assert jobs["train"] == trained(*(m.name for m in (run / "results" / "models").iterdir() if "connectivity" in m.name))
+
+
+def test_changed_registration_reruns_it_and_what_follows_not_qc_or_connectivity(run):
+    jobs = planned(run, lambda c: c["registration"].update(levels_mm=[8, 4, 2]))
+    assert {"register_shard", "qc_table", "preprocess_shard", "region_means_shard", "mind_shard", "augment_shard", "train"} <= set(jobs)
+    assert not {"demo_cohort", "qc_shard", "connectivity_shard", "atlas"} & set(jobs)
 
 
 def test_changed_statistics_rerun_the_tables_only(run):

@@ -72,6 +72,15 @@ def _labels(root, pattern: str) -> list:
     return sorted(s for s in labels if os.path.exists(os.path.join(root, pattern.format(subject=s))))
 
 
+def add_derived(phenotypes, variables: dict, qc_table) -> None:
+    """The variables with `source: registration`: each subject's head scale from the QC table
+    (its structural rows carry their registration's; NaN where none was registered)."""
+    head_scale = qc_table.groupby(qc_table["subject"].astype(str))["head_scale"].max()
+    for name, spec in variables.items():
+        if spec.get("source") == "registration":
+            phenotypes.values[name] = head_scale.reindex(phenotypes.values.index).astype(float)
+
+
 class Phenotypes:
     """The phenotype table, validated against the variable declarations.
 
@@ -128,6 +137,8 @@ def read_phenotypes(path, subject_column: str, strip_prefix: str, variables: dic
 
     values, levels = {}, {}
     for name, spec in variables.items():
+        if spec.get("source", "table") != "table":  # derived by a job (add_derived), not read here
+            continue
         if not known(name):
             continue
         column = raw[name].str.strip()

@@ -57,6 +57,10 @@ if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resol
 
 REGISTRATION = {**config["registration"], "space": config["inputs"]["space"]}
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
+_derived = sorted({spec.target for spec in SPECS.values()} | set(config["split"]["stratify_by"]))
+_derived = [n for n in _derived if config["phenotypes"]["variables"].get(n, {}).get("source") == "registration"]
+if _derived:
+    raise WorkflowError(f"{', '.join(_derived)}: a variable from registration (source: registration) is a feature, not a target or stratum")
 _unknown = sorted(set(config["split"]["stratify_by"]) - set(config["phenotypes"]["variables"]))
 if _unknown:
     raise WorkflowError(f"split.stratify_by: {', '.join(_unknown)} not among phenotypes.variables")
@@ -145,6 +149,8 @@ def train_inputs(wildcards):
     a few inputs per job rather than several per shard keep the DAG small at any cohort size."""
     spec = SPECS[wildcards.model]
     files = {"split": f"results/splits/target-{spec.target}.tsv", "phenotypes": config["phenotypes"]["path"]}
+    if any(v.get("source") == "registration" for v in _model_variables(wildcards.model).values()):
+        files["qc"] = "results/qc.tsv"  # the head scale registration found
     if spec.images:
         files["preprocess"] = f"results/preprocessed/index_res-{spec.resolution}.tsv"
         files["augment"] = f"results/augment/index_res-{spec.resolution}.tsv"
