@@ -98,6 +98,7 @@ def study(tmp_path_factory):
         "inputs": {"root": str(root), "templates": TEMPLATES, "masks": {"t1": MASK, "flair": MASK}},
         "phenotypes": {"path": str(workdir / "participants.tsv"), "variables": {"sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]}}},
         "shards": 2,
+        "registration": {"levels_mm": [8]},  # quick: these tests are not about its accuracy
         "preprocess": {"resolutions": [64]},
         "augment": {"copies": 1},
         "split": {"scheme": "holdout"},

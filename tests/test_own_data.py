@@ -81,6 +81,7 @@ def uk_biobank(tmp_path_factory):
             },
         },
         "split": {"folds": 3},  # k-fold, the default scheme, with three folds: a quick run
+        "registration": {"levels_mm": [8]},
         "grid": [{"targets": ["male"], "input_sets": [["t1"]]}, {"targets": ["current_smoker"], "input_sets": [["constitutional"]]}],
     }  # fmt: skip
     (checkout / "config" / "my_study.yaml").write_text(yaml.safe_dump(user, sort_keys=False))

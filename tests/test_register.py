@@ -117,3 +117,9 @@ def test_a_failed_reference_fails_the_subjects_other_images(tmp_path):
     assert by.loc["flair", "status"] == "fail" and "t1's registration failed" in by.loc["flair", "reasons"]
     assert by.loc["bold", "status"] == "pass"  # functional images are not registered here
     assert (tmp_path / "montage.png").stat().st_size > 0
+
+
+def test_a_shard_without_structural_images_passes_through(tmp_path):
+    qc = pd.DataFrame({"subject": ["1", "2"], "modality": "connectome", "status": "pass", "reasons": None, "path": "x.txt"})
+    table = register.run_shard(qc, {"1": {}, "2": {}}, SETTINGS, seed=1, montage_path=tmp_path / "montage.png")
+    assert table[["subject", "status"]].equals(qc[["subject", "status"]]) and (tmp_path / "montage.png").exists()

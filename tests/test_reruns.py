@@ -101,13 +101,13 @@ def cluster(tmp_path_factory):
 
 
 def small_demo(workdir):
-    """The demo, smaller: 16 subjects in 2 shards, 64³ only, four models: two image models, which
+    """The demo, smaller: 16 subjects in 1 shard, 64³ only, four models: two image models, which
     ask for a GPU, a connectivity and a metadata model, which do not. Jobs ask for what the test
     node has (2 GB for a training job)."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["demo"]["n_subjects"] = 16
     config["demo"]["unstripped"] = 1
-    config["shards"] = 2
+    config["shards"] = 1  # on SLURM, every job is a submission: the fewer the quicker
     config["preprocess"] = {"resolutions": [64]}
     config["augment"]["copies"] = 1
     small = {"threads": 1, "mem_mb": 2000, "runtime": 30}

@@ -275,7 +275,8 @@ def montage(table, images: dict, settings: dict):
     centre = np.round(np.linalg.inv(mni_affine) @ np.append(MNI_CENTRE_MM, 1.0))[:3].astype(int)
     # each subject's reference: the image registered to MNI152 itself (or, in MNI space, its T1)
     placed = table.dropna(subset=["to_image"])
-    own = placed["registration"].str.endswith("to MNI152") | (placed["registration"] == "in MNI space")
+    how = placed["registration"].astype(str)
+    own = how.str.endswith("to MNI152") | (how == "in MNI space")
     rows = pd.concat([placed[own].drop_duplicates("subject"), placed[~own & (placed["status"] == "fail")]]).sort_values("subject")
     columns = min(max(len(rows), 1), 10)
     lines = -(-max(len(rows), 1) // columns)  # each subject: an axial slice above a sagittal one
