@@ -139,7 +139,7 @@ def test_no_network_falls_short_of_its_linear_baseline_unmarked(run):
     predicts one value for everyone, the table says so (degenerate), never silently."""
     performance = read_tsv(run / "results" / "performance.tsv")
     behind = performance[performance.baseline_score - performance.score > 0.05]
-    assert behind.degenerate.fillna("").str.contains("below its linear baseline").all(), behind[["model", "score", "baseline_score"]]
+    assert behind.degenerate.fillna("").astype(str).str.contains("below its linear baseline").all(), behind[["model", "score", "baseline_score"]]
 
 
 def test_the_sfcn_soft_label_path_runs(run):
