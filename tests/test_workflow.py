@@ -1,4 +1,4 @@
-"""The real Snakemake workflow, end to end, on the default demo (about six minutes on 2 cores).
+"""The real Snakemake workflow, end to end, on the default demo (about eight minutes on 2 cores).
 
 This is exactly what the README's run command does after installing: the claims about the demo
 (QC catches every defect, sex and age are predicted, the negative control is not) are checked
