@@ -135,11 +135,6 @@ def outline(brain):
     return brain & ~ndimage.binary_erosion(brain)
 
 
-def centre_offset_mm(to_image) -> float:
-    """How far the map moves the MNI brain's centre (reported, not judged)."""
-    centre = np.append(MNI_CENTRE_MM, 1.0)
-    return float(np.linalg.norm((np.asarray(to_image) @ centre)[:3] - centre[:3]))
-
 
 REGISTRATION_COLUMNS = ["registration", "dice", "similarity", "head_scale", "to_image"]
 
