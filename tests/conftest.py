@@ -11,6 +11,15 @@ from legibility.config import validated  # noqa: F401  (tests import it from her
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+# Files whose workflow runs take minutes go first. With two workers (pyproject's addopts) each
+# starts with two files: the first takes the demo's run and a quick file, the second the cluster
+# and kill tests and the bad-input study, and whichever is free takes the next.
+FIRST = ["test_workflow.py", "test_reruns.py", "test_install.py", "test_bad_inputs.py", "test_own_data.py", "test_connectomes.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's order kept
 
 
 def run_snakemake(workdir, *args, configfile=None, check=True, cores="2"):
