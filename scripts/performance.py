@@ -1,9 +1,9 @@
 """The performance and legibility tables, the grid heatmap, one figure per target, and every
-model's predictions on the subjects it never saw (pooled over its folds)."""
+model's predictions on the subjects it never saw (pooled over its folds) and training curves."""
 
 from pathlib import Path
 
-from legibility import aggregate, jobs, train
+from legibility import aggregate, jobs, metrics, train
 from legibility.io import save_figure, write_tsv
 
 jobs.log_to(snakemake.log[0])
@@ -24,3 +24,6 @@ for row in table.itertuples():
     write_tsv(out / f"{row.model}.tsv", predictions)
     title = f"{row.model}: {row.n_test} subjects unseen in training ({'out of fold' if row.folds > 1 else 'test'})"
     save_figure(out / f"{row.model}.png", train.predictions_figure(title, row.target_type, row.target, predictions))
+    folds = {fold["fold"]: fold for fold in loaded[row.model]["folds"]}
+    curve = train.curve_figure(f"Training of {row.model}", folds, metrics.headline(row.target_type))
+    save_figure(Path(snakemake.output.curves) / f"{row.model}.png", curve)

@@ -9,19 +9,19 @@ from legibility.io import read_tsv
 
 jobs.log_to(snakemake.log[0])
 params = snakemake.params
-spec = ModelSpec.from_dict(params.spec)
+spec, variables = ModelSpec.from_dict(params.model["spec"]), params.model["variables"]
 spec.training.update(workers=snakemake.resources.workers)
 source = params.phenotypes
-phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], params.variables)
+phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], variables)
 if "qc" in snakemake.input.keys():  # variables derived from registration (head scale)
-    add_derived(phenotypes, params.variables, read_tsv(snakemake.input.qc))
+    add_derived(phenotypes, variables, read_tsv(snakemake.input.qc))
 sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes", "qc")}
 fold = snakemake.wildcards.fold
 train.run(
     spec,
     splits.fold_roles(read_tsv(snakemake.input.split), fold, params.folds),
     phenotypes,
-    params.variables,
+    variables,
     {**sources, "copies": params.copies},
     params.seed,
     Path(snakemake.output.metrics).parent,

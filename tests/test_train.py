@@ -172,8 +172,7 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(cohort, tmp_path, caplog)
 def test_outputs_of_a_model_job(cohort, tmp_path):
     sources, phenotypes, split = cohort
     summary = train.run(spec("sex", ("connectivity",), "binary"), split, phenotypes, VARIABLES, sources, seed=2, out_dir=tmp_path)
-    for name in ("metrics.json", "predictions.tsv", "model.pt", "fitted.json", "training_curve.png"):
-        assert (tmp_path / name).exists(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "model.pt", "predictions.tsv"]  # no checkpoint left
     assert summary["n_train"] == 18 and summary["n_test"] == 6 and summary["device"] == "cpu"
     assert set(summary["test"]) >= {"balanced_accuracy", "auc", "f1", "precision", "recall", "sensitivity", "specificity"}
     assert summary["baseline"]["method"] == "logistic" and set(summary["baseline"]["test"]) == set(summary["test"])
@@ -183,7 +182,7 @@ def test_outputs_of_a_model_job(cohort, tmp_path):
     assert set(predictions["baseline_prediction"]) <= {"F", "M"}
     # the weights load without unpickling code, into the model the job describes, and reproduce its test scores
     datasets = with_linear_features(spec("sex", ("connectivity",), "binary"), cohort)
-    fitted = json.loads((tmp_path / "fitted.json").read_text())
+    fitted = json.loads((tmp_path / "metrics.json").read_text())["fitted"]
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     model = train.build_model(spec("sex", ("connectivity",), "binary"), datasets, phenotypes.levels, fitted, (state["linear.weight"], state["linear.bias"]))
     model.load_state_dict(state)
@@ -343,3 +342,37 @@ def test_sgd_follows_pengs_recipe(cohort, tmp_path):
     optimiser = train.make_optimiser(torch.nn.Linear(3, 1), settings)
     assert isinstance(optimiser, torch.optim.SGD) and optimiser.defaults["momentum"] == 0.9 and optimiser.defaults["weight_decay"] == 0.001
     assert isinstance(train.make_optimiser(torch.nn.Linear(3, 1), TRAINING), torch.optim.AdamW) and model_spec.training["optimizer"] == "adamw"
+
+
+def test_a_declared_proxy_is_never_read(cohort, tmp_path):
+    """`obese` is bmi > 27, bmi is in another block (serology): declared in `exclude`, bmi leaves
+    the model's inputs (it reads crp only, and learns nothing), and metrics.json says so."""
+    sources, phenotypes, split = cohort
+    values = phenotypes.values.assign(obese=(phenotypes.values["bmi"] > 27).astype(float),
+                                      crp=np.random.default_rng(5).normal(size=len(phenotypes.values)))  # fmt: skip
+    cohort_with_proxy = Phenotypes(values, {**phenotypes.levels, "obese": ["no", "yes"]})
+    declared = {**VARIABLES, "crp": {"type": "continuous", "block": "serology"},
+                "obese": {"type": "binary", "block": "disease", "levels": ["no", "yes"]}}  # fmt: skip
+    model = spec("obese", ("serology",), "binary", block="disease")
+    read = {}
+    for excluded in ([], ["bmi"]):
+        variables = {**declared, "obese": {**declared["obese"], "exclude": excluded}}
+        summary = train.run(model, split, cohort_with_proxy, variables, sources, seed=2, out_dir=tmp_path / str(excluded))
+        read[tuple(excluded)] = summary
+    assert read[()]["variables_read"] == ["bmi", "crp"] and read[("bmi",)]["variables_read"] == ["crp"]
+    assert read[("bmi",)]["fitted"]["metadata"]["columns"] == ["crp"]
+    assert read[()]["baseline"]["test"]["balanced_accuracy"] >= 0.8  # the proxy, read, gives the target away
+    assert read[("bmi",)]["baseline"]["test"]["balanced_accuracy"] < 0.8
+
+
+def test_a_block_left_empty_by_exclusions_is_a_config_error(demo_config):
+    from legibility.grid import ConfigError, expand_grid
+
+    demo_config["phenotypes"]["variables"]["hypertension"]["exclude"] = ["nonexistent"]
+    with pytest.raises(ConfigError, match="hypertension.exclude: nonexistent not among"):
+        expand_grid(demo_config)
+    serology = [n for n, v in demo_config["phenotypes"]["variables"].items() if v["block"] == "serology"]
+    demo_config["phenotypes"]["variables"]["hypertension"]["exclude"] = serology
+    demo_config["grid"] = [{"targets": ["hypertension"], "input_sets": [["constitutional", "serology"]]}]
+    with pytest.raises(ConfigError, match="hypertension__constitutional\\+serology: every variable of block\\(s\\) serology is excluded"):
+        expand_grid(demo_config)

@@ -40,6 +40,7 @@ def test_contract_files(run):
         assert metrics["model"] == model and metrics["n_test"] > 0
         assert [h["epoch"] for h in metrics["history"]] == list(range(metrics["epochs"] + 1))  # every epoch, from the linear start
         assert (run / "results" / "test_predictions" / f"{model}.png").stat().st_size > 0
+        assert (run / "results" / "training_curves" / f"{model}.png").stat().st_size > 0
 
 
 def test_nothing_to_do_after_a_complete_run(run):
@@ -68,7 +69,7 @@ def test_every_subjects_images_lie_on_one_mni_grid(run):
     assert (t1.registration == "affine to MNI152").all() and (t1.dice > 0.9).all()
     assert np.corrcoef(t1.head_scale, [truth[s]["head_scale"] for s in t1.subject])[0, 1] > 0.95
     # kept as a variable: the constitutional block's models read it
-    fitted = json.loads((run / "results" / "models" / "hypertension__constitutional+serology" / "holdout" / "fitted.json").read_text())
+    fitted = json.loads((run / "results" / "models" / "hypertension__constitutional+serology" / "holdout" / "metrics.json").read_text())["fitted"]
     column = fitted["metadata"]["columns"].index("head_scale")
     assert fitted["metadata"]["mean"][column] == pytest.approx(t1.head_scale.mean(), abs=0.02)
 

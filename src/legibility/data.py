@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from . import MODALITIES
+from .grid import variables_read
 from .io import read_tsv
 from .shards import open_packed
 from .splits import SPLITS
@@ -186,7 +187,7 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict, where=N
         scaled, _, _ = standardise(*[np.stack([rows[s] for s in subjects[split]]) for split in SPLITS])
         features[name] = dict(zip(SPLITS, scaled))
     if spec.blocks:
-        table = metadata_columns(phenotypes, variables, spec.blocks)
+        table = metadata_columns(phenotypes, {n: variables[n] for n in variables_read(spec, variables)}, spec.blocks)
         scaled, mean, std = standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])
         features["metadata"] = dict(zip(SPLITS, scaled))
         fitted["metadata"] = {"columns": list(table.columns), "mean": mean.round(6).tolist(), "std": std.round(6).tolist()}

@@ -118,7 +118,29 @@ def expand_grid(config: dict) -> dict:
                 if specs.get(spec.name, spec) != spec:
                     raise ConfigError(f"{where}: model {spec.name} is listed twice with different settings")
                 specs[spec.name] = spec
+    _check_exclusions(specs, variables)
     return specs
+
+
+def variables_read(spec: ModelSpec, declared: dict) -> list:
+    """The metadata variables a model reads: those of its blocks, less its target's declared
+    proxies (`exclude`)."""
+    excluded = set(declared[spec.target].get("exclude", ()))
+    return [n for n, v in declared.items() if v["block"] in spec.blocks and n not in excluded]
+
+
+def _check_exclusions(specs: dict, declared: dict) -> None:
+    for name, variable in declared.items():
+        unknown = sorted(set(variable.get("exclude", ())) - set(declared))
+        if unknown:
+            raise ConfigError(f"phenotypes.variables.{name}.exclude: {', '.join(unknown)} not among phenotypes.variables")
+    for spec in specs.values():
+        read = {declared[n]["block"] for n in variables_read(spec, declared)}
+        if set(spec.blocks) - read:
+            raise ConfigError(
+                f"model {spec.name}: every variable of block(s) {', '.join(sorted(set(spec.blocks) - read))} is "
+                f"excluded as a proxy of {spec.target} (phenotypes.variables.{spec.target}.exclude): drop the block from its input set"
+            )
 
 
 def input_sets(entry: dict) -> list:

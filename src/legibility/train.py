@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from . import baseline, data, jobs, metrics
-from .io import BackgroundWriter, atomic_path, save_figure, write_json, write_tsv
+from .grid import variables_read
+from .io import BackgroundWriter, atomic_path, write_json, write_tsv
 from .models import FusionNet, SoftLabelLoss, n_parameters
 from .seeds import derive_seed, rng
 from .splits import SPLITS
@@ -345,14 +346,13 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     with atomic_path(out_dir / "model.pt") as tmp, open(tmp, "wb") as handle:
         torch.save(model.state_dict(), handle)
     write_tsv(out_dir / "predictions.tsv", predictions)
-    write_json(out_dir / "fitted.json", fitted)
-    save_figure(out_dir / "training_curve.png", curve_figure(f"{spec.name}, {fold}", state, metrics.headline(spec.target_type)))
     summary = {
         "model": spec.name,
         "fold": fold,
         "target": spec.target,
         "target_type": spec.target_type,
         "inputs": list(spec.inputs),
+        "variables_read": variables_read(spec, variables),  # its blocks' variables, less the target's proxies
         "resolution": spec.resolution,
         "kind": spec.kind,
         **{f"n_{s}": len(datasets[s]) for s in SPLITS},
@@ -366,6 +366,7 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "test": deep_metrics["test"],
         "baseline": linear,
         "history": state["history"],
+        "fitted": fitted,  # target and feature scaling, from the training subjects
         "provenance": {  # what made this result; differs between hosts, not between reruns of one
             **jobs.provenance(), "spec": spec.identity(), "seed": seed, "threads": threads,
             "split_sha256": hashlib.sha256(split_table.to_csv(index=False).encode()).hexdigest(),
@@ -376,25 +377,27 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     return summary
 
 
-def curve_figure(title, state, metric: str):
-    """Training and validation loss per epoch, the validation metric, and the epoch kept."""
+def curve_figure(title, folds: dict, metric: str):
+    """Per fold (fold -> metrics.json): training and validation loss per epoch, the validation
+    metric, and the epoch kept (dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    history = state["history"]
     fig, (loss, score) = plt.subplots(1, 2, figsize=(9, 3.5))
-    epochs = [h["epoch"] for h in history]
-    loss.plot(epochs, [h["train_loss"] for h in history], label="train")
-    loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
-    loss.set(xlabel="epoch (0: the linear start)", ylabel="loss")
-    loss.legend()
-    score.plot(epochs, [h["val_metric"] for h in history], color="tab:green")
+    for (fold, summary), colour in zip(folds.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(folds)):
+        history = summary["history"]
+        epochs = [h["epoch"] for h in history]
+        loss.plot(epochs, [h["train_loss"] for h in history], color=colour, alpha=0.5)
+        loss.plot(epochs, [h["val_loss"] for h in history], color=colour, label=f"{fold} (kept: epoch {summary['best_epoch']})")
+        score.plot(epochs, [h["val_metric"] for h in history], color=colour)
+        for ax in (loss, score):
+            ax.axvline(summary["best_epoch"], color=colour, ls=":", lw=1)
+    loss.set(xlabel="epoch (0: the linear start)", ylabel="loss (faint: training, solid: validation)")
+    loss.legend(fontsize="small")
     score.set(xlabel="epoch", ylabel=f"validation {metric.replace('_', ' ')}")
-    for ax in (loss, score):
-        ax.axvline(state["best_epoch"], color="grey", ls=":", lw=1)
-    fig.suptitle(f"{title} (kept: epoch {state['best_epoch']})")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -1,5 +1,6 @@
 # The verdicts over all models and folds: performance and legibility tables, the grid heatmap,
-# one figure per target, and each model's predictions on the subjects it never saw.
+# one figure per target, and each model's predictions on the subjects it never saw and training
+# curves (drawn here, not by the training jobs: two files fewer per job keep the DAG fast).
 
 
 rule performance:
@@ -27,6 +28,13 @@ rule performance:
             caption="../report/test_predictions.rst",
             category="Models",
             subcategory="Predictions on unseen subjects",
+        ),
+        curves=report(
+            directory("results/training_curves"),
+            patterns=["{model}.png"],
+            caption="../report/training_curve.rst",
+            category="Models",
+            subcategory="Training curves",
         ),
     params:
         statistics=config["statistics"],

@@ -1,12 +1,9 @@
 # Config validation, input discovery and the helpers rules share.
 
 import functools
-import inspect
-import os
 import sys
 from pathlib import Path
 
-from snakemake.common import overwrite_function_params
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
@@ -18,6 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from legibility import BOLD, MIND, MODALITIES, demo, grid, inputs, jobs, shards, splits  # noqa: E402
 from legibility.config import canonical_order  # noqa: E402
+from legibility.dag import per_job, trim_snakemake_overhead  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 canonical_order(config)  # reordered keys in a config file must not rerun anything
@@ -28,8 +26,9 @@ try:
         _plan = demo.plan(config["demo"]["n_subjects"], config["seed"], config["demo"]["unstripped"])
         IMAGES, REJECTED = demo.image_paths(_plan, config["inputs"]["root"], config["inputs"]["templates"]), []
     else:
+        STAMPS = {}  # path -> stamp, from the stat that found the file
         IMAGES, REJECTED = inputs.discover(config["inputs"]["root"], config["inputs"]["templates"],
-                                           config["inputs"]["include"], config["inputs"]["exclude"])  # fmt: skip
+                                           config["inputs"]["include"], config["inputs"]["exclude"], STAMPS)  # fmt: skip
         inputs.add_masks(IMAGES, config["inputs"]["root"], config["inputs"]["masks"])
     SUBJECTS = sorted(IMAGES)
     if not SUBJECTS:
@@ -84,12 +83,7 @@ wildcard_constraints:
     model=r"[A-Za-z][A-Za-z0-9_+]*",
 
 
-def per_job(function):
-    """Marks a function of wildcards that rules call for every job. Snakemake reads a function's
-    signature at every call to see what to pass it; read once here, the thousands of training
-    jobs of a k-fold grid skip that (a sixth of its dry run)."""
-    overwrite_function_params(function, inspect.signature(function).parameters)
-    return function
+trim_snakemake_overhead()  # the same work at every job, done once
 
 
 @per_job
@@ -113,15 +107,7 @@ def shard_stamps(wildcards):
     A brain mask is listed even where it is missing (None), so that it appearing reruns QC."""
     if config["demo"]["enabled"]:
         return {}
-    return {p: _stamp(p) for s in SHARDS[wildcards.shard] for p in IMAGES[s].values()}
-
-
-def _stamp(path):
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return [st.st_mtime_ns, st.st_size]
+    return {p: STAMPS[p] if p in STAMPS else inputs.stamp(p) for s in SHARDS[wildcards.shard] for p in IMAGES[s].values()}
 
 
 def variables(names):
@@ -147,16 +133,21 @@ def split_variables(wildcards):
 def train_inputs(wildcards):
     """A model reads each stage through its index (one table naming every shard's packed array):
     a few inputs per job rather than several per shard keep the DAG small at any cohort size."""
-    spec = SPECS[wildcards.model]
+    return dict(_train_inputs(wildcards.model, wildcards.fold))  # a copy: Snakemake may change it
+
+
+@functools.cache
+def _train_inputs(model, fold):
+    spec = SPECS[model]
     files = {"split": f"results/splits/target-{spec.target}.tsv", "phenotypes": config["phenotypes"]["path"]}
-    if any(v.get("source") == "registration" for v in _model_variables(wildcards.model).values()):
+    if any(v.get("source") == "registration" for v in _model_variables(model).values()):
         files["qc"] = "results/qc.tsv"  # the head scale registration found
     if spec.images:
         files["preprocess"] = f"results/preprocessed/index_res-{spec.resolution}.tsv"
         files["augment"] = f"results/augment/index_res-{spec.resolution}.tsv"
         files["regions"] = "results/regions.tsv"
     if spec.uses_connectivity:  # tangent space: around the mean of this fold's training subjects
-        tangent = f"results/connectivity/tangent/target-{spec.target}_{wildcards.fold}.tsv"
+        tangent = f"results/connectivity/tangent/target-{spec.target}_{fold}.tsv"
         files["connectivity"] = tangent if TANGENT else "results/connectivity/index.tsv"
     if MIND in spec.inputs:
         files["mind"] = "results/mind/index.tsv"
@@ -172,28 +163,23 @@ def connectivity_inputs(wildcards):
 
 
 @per_job
-def model_spec(wildcards):
-    """What determines the model's results (not its resources): changed, it retrains."""
-    return _identity(wildcards.model)
+def model_params(wildcards):
+    """What determines the model's results (not its resources): changed, it retrains. The
+    declarations are the target's and those of the metadata variables the model reads (only
+    those, so editing another variable does not retrain it)."""
+    return _model_params(wildcards.model)
 
 
 @functools.cache  # one per model, not per fold: k-fold grids have thousands of training jobs
-def _identity(model):
-    return SPECS[model].identity()
-
-
-@per_job
-def model_variables(wildcards):
-    """Declarations of the target and of the metadata variables the model reads (only those,
-    so editing another variable does not retrain it)."""
-    return _model_variables(wildcards.model)
+def _model_params(model):
+    return {"spec": SPECS[model].identity(), "variables": _model_variables(model)}
 
 
 @functools.cache
 def _model_variables(model):
+    """The target's declaration and those of the variables it reads (its proxies excluded)."""
     spec = SPECS[model]
-    declared = config["phenotypes"]["variables"]
-    return variables(n for n, v in declared.items() if n == spec.target or v["block"] in spec.blocks)
+    return variables([spec.target, *grid.variables_read(spec, config["phenotypes"]["variables"])])
 
 
 def model_setting(key):

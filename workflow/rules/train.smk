@@ -8,16 +8,8 @@ rule train:
         metrics="results/models/{model}/{fold}/metrics.json",
         predictions="results/models/{model}/{fold}/predictions.tsv",
         weights="results/models/{model}/{fold}/model.pt",
-        fitted="results/models/{model}/{fold}/fitted.json",
-        curve=report(
-            "results/models/{model}/{fold}/training_curve.png",
-            caption="../report/training_curve.rst",
-            category="Models",
-            subcategory="{model}",
-        ),
     params:
-        spec=model_spec,
-        variables=model_variables,
+        model=model_params,
         phenotypes=PHENOTYPE_FILE,
         copies=config["augment"]["copies"],
         folds=N_FOLDS,
