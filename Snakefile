@@ -37,6 +37,7 @@ localrules:
     preprocess_index,
     regions_table,
     augment_index,
+    image_inputs,
     connectivity_index,
     mind_index,
 

@@ -1,5 +1,6 @@
 """Train one model on one fold (or the holdout) and write its folder."""
 
+import json
 from pathlib import Path
 
 from legibility import jobs, splits, train
@@ -15,7 +16,9 @@ source = params.phenotypes
 phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], variables)
 if "qc" in snakemake.input.keys():  # variables derived from registration (head scale)
     add_derived(phenotypes, variables, read_tsv(snakemake.input.qc))
-sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes", "qc")}
+sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes", "qc", "images")}
+if "images" in snakemake.input.keys():  # the tables of preprocessed and augmented images and of region means
+    sources.update(json.loads(Path(snakemake.input.images).read_text()))
 fold = snakemake.wildcards.fold
 train.run(
     spec,

@@ -173,3 +173,36 @@ def test_figures(grid):
 def test_models_of_one_input_set_get_cells_of_their_own():
     assert aggregate.cell(["t1"], 64, "fusion") == "t1" and aggregate.cell(["connectivity"], None, "fusion") == "connectivity"
     assert aggregate.cell(["t1"], 64, "sfcn") == "t1 (sfcn)" and aggregate.cell(["t1", "flair"], 128, "fusion") == "t1+flair (128³)"
+
+
+def test_increments_over_the_metadata_and_confounds_comparators(tmp_path):
+    """A cell of T1 and metadata against its metadata alone and the confounds alone: its
+    increments are the score differences on the same subjects, with paired intervals and p in
+    one family; T1 alone, no better than the confounds, is marked so."""
+    draw = np.random.default_rng(8)
+    bp = draw.normal(130, 15, 90)
+    noise = {"bp__t1+constitutional__64": 5, "bp__constitutional": 10, "bp__confounds": 11, "bp__t1__64": 14}
+    inputs = {"bp__t1+constitutional__64": ["t1", "constitutional"], "bp__constitutional": ["constitutional"], "bp__confounds": ["confounds"],
+              "bp__t1__64": ["t1"]}  # fmt: skip
+    folders = {m: write_model(tmp_path, m, "bp", "continuous", inputs[m], bp, bp + draw.normal(0, noise[m], 90)) for m in noise}
+    loaded = aggregate.load(folders)
+    table = aggregate.performance_table(loaded, STATISTICS, seed=1).set_index("model")
+    mixed = table.loc["bp__t1+constitutional__64"]
+    assert mixed.comparator == "bp__constitutional" and mixed.confounds_comparator == "bp__confounds"
+    assert mixed.delta_score == pytest.approx(mixed.score - table.loc["bp__constitutional", "score"])
+    assert mixed.confounds_delta_score == pytest.approx(mixed.score - table.loc["bp__confounds", "score"])
+    assert mixed.delta_ci_low < mixed.delta_score < mixed.delta_ci_high and mixed.delta_ci_low > 0
+    assert mixed.adds_to_metadata == "yes" and mixed.beats_confounds == "yes"
+    assert table.loc["bp__t1__64", "beats_confounds"] == "no" and table.loc["bp__t1__64", "confounds_delta_score"] < 0
+    assert pd.isna(table.loc["bp__t1__64", "comparator"]) and pd.isna(table.loc["bp__t1__64", "adds_to_metadata"])
+    assert pd.isna(table.loc["bp__confounds", "confounds_comparator"])  # not its own comparator
+    p = table[["delta_p_value", "confounds_delta_p_value"]].to_numpy().ravel()
+    q = table[["delta_q_value", "confounds_delta_q_value"]].to_numpy().ravel()
+    assert np.allclose(q[np.isfinite(p)], false_discovery_control(p[np.isfinite(p)], method="bh"))
+    verdict = aggregate.legibility_table(table.reset_index(), loaded, STATISTICS, seed=1).iloc[0]
+    assert verdict.imaging_adds == "yes" and verdict.imaging_adds_from == "t1+constitutional"
+    assert verdict.beyond_confounds_from == "t1+constitutional"
+    figure = aggregate.grid_figure(table.reset_index())
+    columns = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    marked = {columns[round(t.get_position()[0] - 0.45)] for t in figure.axes[0].texts if t.get_text() == "c"}
+    assert marked == {"t1", "constitutional"}  # neither beats the confounds by more than chance

@@ -38,7 +38,32 @@ def test_grid_expands_to_readable_stable_names(demo_config):
     assert specs["age__t1+flair+dwi__64"].images == ("t1", "flair", "dwi")
     # canonical input order, whatever order the config lists them in
     assert model_name("age", ["t1", "flair"], 64) == "age__t1+flair__64"
-    assert len(specs) == sum(len(e["targets"]) * len(e["input_sets"]) for e in demo_config["grid"])
+    cells = sum(len(e["targets"]) * len(e["input_sets"]) for e in demo_config["grid"])
+    assert list(specs)[cells:] == [f"{t}__confounds" for t in ("sex", "age", "negative_control", "hypertension", "smoking")]
+    # the cell of FLAIR and metadata has its comparator, its metadata alone, listed in the grid already
+    assert "hypertension__constitutional+serology" in list(specs)[:cells] and "hypertension__flair+constitutional+serology__64" in specs
+
+
+def test_comparators_are_trained_without_being_listed(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["grid"] = [{"targets": ["hypertension"], "input_sets": [["t1", "constitutional", "psychology"]], "training": {"lr": 0.1}}]
+    config["phenotypes"]["variables"]["hypertension"]["exclude"] = ["age"]  # say, a proxy
+    specs = expand_grid(config)
+    assert list(specs) == ["hypertension__t1+constitutional+psychology__64", "hypertension__constitutional+psychology", "hypertension__confounds"]
+    metadata, confounds = specs["hypertension__constitutional+psychology"], specs["hypertension__confounds"]
+    assert metadata.inputs == ("constitutional", "psychology") and metadata.training["lr"] == demo_config["training"]["lr"]  # the defaults
+    assert confounds.confounds == ("sex",) and not confounds.deconfound  # never the target's proxies
+    assert not specs["hypertension__t1+constitutional+psychology__64"].confounds  # read only where deconfounded
+    config["confounds"] = {"variables": [], "site": None, "deconfound": False}
+    assert "hypertension__confounds" not in expand_grid(config)
+    config["confounds"] = {"variables": ["age", "sex"], "site": None, "deconfound": True}
+    assert expand_grid(config)["hypertension__t1+constitutional+psychology__64"].confounds == ("sex",)
+    config["confounds"] = {"variables": ["age", "weight"], "site": None, "deconfound": False}
+    with pytest.raises(ConfigError, match="confounds: weight not among phenotypes.variables"):
+        expand_grid(config)
+    config["confounds"] = {"variables": [], "site": "age", "deconfound": False}
+    with pytest.raises(ConfigError, match="site: age is continuous"):
+        expand_grid(config)
 
 
 def test_a_model_may_not_read_its_targets_own_block(demo_config):

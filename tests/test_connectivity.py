@@ -175,3 +175,157 @@ def test_cohort_tangent_vectors_use_the_training_split(tmp_path):
     assert np.allclose(np.array(vectors[:5]), np.array(again[:5]))  # the reference never saw a test subject
     with pytest.raises(ValueError, match="no training subject"):
         connectivity.tangent_vectors([tmp_path / "a.npz"], {s: "test" for s in series})
+
+
+# ----------------------------------------------------------------------------- denoising
+
+MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+
+
+def schema_defaults():
+    """The connectivity settings a config that sets none gets."""
+    from conftest import validated
+
+    return validated({
+        "inputs": {"root": ".", "templates": {"bold": "sub-{subject}_bold.nii.gz", "confounds": "sub-{subject}_confounds.tsv"}},
+        "phenotypes": {"path": "participants.tsv", "variables": {"age": {"type": "continuous", "block": "constitutional"}}},
+        "grid": [{"targets": ["age"], "input_sets": [["connectivity"]]}],
+    })["connectivity"]  # fmt: skip
+
+
+def random_motion(draw, n_volumes):
+    """(volumes x 6) head motion: random walks in mm and radians."""
+    return np.cumsum(np.hstack([draw.normal(0, 0.05, (n_volumes, 3)), draw.normal(0, 0.0005, (n_volumes, 3))]), axis=0)
+
+
+def fmriprep_confounds(motion, draw):
+    """A confounds table with the columns fMRIPrep writes: the six motion parameters, their
+    backward differences (first row n/a) and squares, framewise displacement, tissue and global
+    signals with their expansions, cosines, CompCor and DVARS."""
+    table = {}
+    for name in ["global_signal", "csf", "white_matter"]:
+        values = draw.normal(0, 1, len(motion))
+        table |= {name: values, f"{name}_derivative1": np.r_[np.nan, np.diff(values)], f"{name}_power2": values**2}
+    steps = np.abs(np.diff(motion, axis=0)) * np.array([1, 1, 1, 50, 50, 50])
+    table |= {"std_dvars": np.r_[np.nan, draw.normal(1, 0.1, len(motion) - 1)], "framewise_displacement": np.r_[np.nan, steps.sum(axis=1)]}
+    table |= {f"t_comp_cor_0{k}": draw.normal(0, 1, len(motion)) for k in range(3)} | {f"a_comp_cor_0{k}": draw.normal(0, 1, len(motion)) for k in range(3)}
+    table |= {f"cosine0{k}": np.cos(np.pi * (k + 1) * (np.arange(len(motion)) + 0.5) / len(motion)) for k in range(2)}
+    for name, values in zip(MOTION, motion.T):
+        derivative = np.r_[np.nan, np.diff(values)]
+        table |= {name: values, f"{name}_derivative1": derivative, f"{name}_derivative1_power2": derivative**2, f"{name}_power2": values**2}
+    return pd.DataFrame(table)
+
+
+def test_standard_confounds_are_the_columns_nilearns_load_confounds_selects(tmp_path):
+    """`standard` is load_confounds(strategy=("motion", "wm_csf"), motion="full",
+    wm_csf="basic") on fMRIPrep's outputs: the same columns, the same values (a derivative's
+    n/a first row taken from the second; nilearn also demeans, which regression makes moot)."""
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    draw = np.random.default_rng(5)
+    bold = tmp_path / "sub-01_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    nib.save(nib.Nifti1Image(draw.normal(100, 1, (4, 4, 4, 40)).astype(np.float32), np.eye(4)), bold)
+    table_path = tmp_path / "sub-01_task-rest_desc-confounds_timeseries.tsv"
+    fmriprep_confounds(random_motion(draw, 40), draw).to_csv(table_path, sep="\t", index=False, na_rep="n/a")
+    table_path.with_suffix(".json").write_text("{}")
+    theirs, sample_mask = load_confounds(str(bold), strategy=("motion", "wm_csf"), motion="full", wm_csf="basic")
+    assert sorted(theirs.columns) == sorted(connectivity.STANDARD_CONFOUNDS) and len(connectivity.STANDARD_CONFOUNDS) == 26
+    assert sample_mask is None
+    ours, mask = connectivity.confound_regressors(table_path, {"confounds": "standard", "censor_fd": None}, drop=0)
+    assert mask is None and np.isfinite(ours).all()
+    np.testing.assert_allclose(ours - ours.mean(axis=0), theirs[list(connectivity.STANDARD_CONFOUNDS)].to_numpy(), atol=1e-12)
+
+
+def test_a_table_without_the_standard_columns_is_named_with_what_it_lacks(tmp_path):
+    pd.DataFrame(random_motion(np.random.default_rng(0), 30), columns=MOTION).to_csv(tmp_path / "confounds.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"confounds\.tsv: no confound column trans_x_derivative1, .*white_matter \(connectivity\.confounds: standard"):
+        connectivity.confound_regressors(tmp_path / "confounds.tsv", {"confounds": "standard", "censor_fd": 0.5}, drop=2)
+
+
+def test_default_denoising_removes_connectivity_that_motion_drives(on_disk, tmp_path):
+    """Every region carries a component that is a linear mix of the six motion traces and their
+    derivatives (one jerk among them); regions 1 and 2 also share a neural signal. With the
+    default settings (confounds: standard, censor_fd: 0.5) every motion-driven edge's Fisher z
+    lies within 3 standard errors of 0, the standard error being 1 / sqrt(volumes kept - 3); with
+    no confounds table they are 10 standard errors or more away, and the neural edge stays.
+    (No low-pass filter here: the standard error assumes the degrees of freedom of every volume,
+    of which a 0.01-0.1 Hz band of 300 volumes at TR 2 s keeps about a third.)"""
+    n_volumes = 300
+    bold, labels = toy(n_volumes=n_volumes, seed=1)
+    draw = np.random.default_rng(2)
+    motion = random_motion(draw, n_volumes)
+    motion[150, 0] += 1.0  # a jerk: volumes 150 and 151 move more than 0.5 mm
+    in_mm = motion * np.array([1, 1, 1, 50, 50, 50])
+    component = in_mm @ draw.normal(0, 1, 6) + np.vstack([np.zeros(6), np.diff(in_mm, axis=0)]) @ draw.normal(0, 1, 6)
+    component = 12 * (component - component.mean()) / component.std()  # the neural signal: sd 2
+    data = bold.get_fdata()
+    for region, amplitude in zip((1, 2, 3, 4), (1.0, -0.7, 1.5, 0.8)):
+        data[labels.get_fdata() == region] += amplitude * component
+    series = on_disk(nib.Nifti1Image(data.astype(np.float32), bold.affine, bold.header))
+    fmriprep_confounds(motion, draw).to_csv(tmp_path / "confounds.tsv", sep="\t", index=False, na_rep="n/a")
+    settings = {**schema_defaults(), "low_pass": None}
+    assert settings["confounds"] == "standard" and settings["censor_fd"] == 0.5
+    motion_edges = np.triu_indices(4, k=1)[0] + np.triu_indices(4, k=1)[1] > 1  # all but regions 1-2
+
+    denoised = connectivity.time_series(series, labels, settings, tmp_path / "confounds.tsv")
+    kept = len(denoised)
+    assert kept == n_volumes - settings["drop_volumes"] - 2  # the jerk's two volumes censored
+    z = connectivity.vectorise(connectivity.matrix(denoised))
+    standard_error = 1 / np.sqrt(kept - 3)
+    assert (np.abs(z[motion_edges]) < 3 * standard_error).all(), z / standard_error
+    assert z[0] > 0.5  # the neural coupling of regions 1 and 2 is kept
+
+    raw = connectivity.vectorise(connectivity.matrix(connectivity.time_series(series, labels, settings, None)))
+    assert (np.abs(raw[motion_edges]) > 10 / np.sqrt(n_volumes - settings["drop_volumes"] - 3)).all(), raw
+
+
+def test_the_readme_says_how_signals_were_denoised_or_that_they_were_not():
+    settings = schema_defaults()
+    text = connectivity.readme(settings, "bold", confounds_table=True, volumes=[95, 93, np.nan])
+    assert "`trans_x_derivative1_power2`" in text and "`white_matter`" in text and "26 columns" in text
+    assert "exceeds 0.5 mm" in text and "median 94, fewest 93, most 95 (2 subjects" in text and "not denoised" not in text
+    listed = connectivity.readme({**settings, "confounds": ["csf"], "censor_fd": None}, "bold", confounds_table=True)
+    assert "1 column, `csf`" in listed and "No volume was censored" in listed
+    nothing = connectivity.readme({**settings, "confounds": [], "censor_fd": None}, "bold", confounds_table=True)
+    assert "not denoised" in nothing and "head motion" in nothing
+    without = connectivity.readme(settings, "bold", confounds_table=False)
+    assert "**The region signals were not denoised.**" in without and "head motion" in without
+    assert "`confounds` template" in without and "trans_x" not in without
+    provider = connectivity.readme(settings, "connectome", confounds_table=False)
+    assert "data provider's" in provider and "denoised" in provider and "head motion" not in provider
+    # the log's line says the same, on one line
+    assert "\n" not in connectivity.NO_CONFOUNDS
+    assert all(words in connectivity.NO_CONFOUNDS for words in ("inputs.templates.confounds", "not denoised", "head motion"))
+
+
+def test_snakemake_says_once_that_bold_without_confounds_is_not_denoised(tmp_path):
+    """A dry run of a small demo: with no confounds template the log says so, once; with one it
+    says nothing."""
+    import yaml
+
+    from conftest import ROOT, run_snakemake
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config |= {"demo": {**config["demo"], "n_subjects": 12, "unstripped": 1}, "shards": 1,
+               "grid": [{"targets": ["sex"], "input_sets": [["connectivity"]]}]}  # fmt: skip
+    (tmp_path / "with.yaml").write_text(yaml.safe_dump(config))
+    del config["inputs"]["templates"]["confounds"]
+    (tmp_path / "without.yaml").write_text(yaml.safe_dump(config))
+    for name, times in (("without", 1), ("with", 0)):
+        result = run_snakemake(tmp_path, "-n", configfile=tmp_path / f"{name}.yaml")
+        assert (result.stdout + result.stderr).count(connectivity.NO_CONFOUNDS) == times, name
+
+
+@pytest.mark.parametrize("confounds, valid", [("standard", True), ([], True), (["csf", "white_matter"], True), ("full", False), ("Standard", False), (None, False)])
+def test_the_schema_takes_standard_or_a_list_of_columns(confounds, valid):
+    import yaml
+
+    from conftest import ROOT, validated
+
+    config = yaml.safe_load((ROOT / "config" / "bids.yaml").read_text())
+    config["connectivity"] = {"confounds": confounds}
+    if valid:
+        assert validated(config)["connectivity"]["confounds"] == confounds
+    else:
+        with pytest.raises(Exception, match="confounds"):
+            validated(config)

@@ -84,3 +84,44 @@ def test_permutation_p_separates_signal_from_noise():
     assert 0.05 < noise <= 1
     labels = draw.integers(0, 3, 60)
     assert metrics.permutation_p("categorical", labels, labels, 999, seed=1) == pytest.approx(1 / 1000)
+
+
+@pytest.mark.parametrize("target_type", ["binary", "continuous"])
+def test_the_paired_interval_is_of_differences_on_the_same_resampled_subjects(target_type):
+    """Each resample scores both models on the same drawn subjects (sklearn on each); the
+    interval is the percentiles of those differences."""
+    draw = np.random.default_rng(6)
+    n = 50
+    if target_type == "continuous":
+        y_true = draw.normal(60, 8, n)
+        y_a, y_b = y_true + draw.normal(0, 3, n), y_true + draw.normal(0, 6, n)
+        score = skm.r2_score
+    else:
+        y_true = draw.integers(0, 2, n)
+        y_a, y_b = (np.where(draw.random(n) < p, y_true, 1 - y_true) for p in (0.9, 0.7))
+        score = skm.balanced_accuracy_score
+    low, high = metrics.paired_bootstrap_ci(target_type, y_true, y_a, y_b, 300, seed=4)
+    weights = np.random.default_rng(4).multinomial(n, np.full(n, 1 / n), size=300)  # the same draws
+    differences = [score(y_true[d], y_a[d]) - score(y_true[d], y_b[d]) for d in (np.repeat(np.arange(n), w) for w in weights)]
+    assert (low, high) == pytest.approx(tuple(np.percentile(differences, [2.5, 97.5])))
+    assert low < score(y_true, y_a) - score(y_true, y_b) < high
+
+
+def test_the_paired_permutation_p_swaps_predictions_within_subjects():
+    """Against every one of the 2^10 swaps (exact), the Monte Carlo p agrees; the same
+    predictions twice are no evidence (p = 1); a clear improvement on many subjects is."""
+    import itertools
+
+    draw = np.random.default_rng(7)
+    y_true = draw.normal(size=10)
+    y_a, y_b = y_true + draw.normal(0, 0.5, 10), y_true + draw.normal(0, 1.0, 10)
+    observed = skm.r2_score(y_true, y_a) - skm.r2_score(y_true, y_b)
+    swaps = np.array(list(itertools.product([False, True], repeat=10)))
+    exact = np.mean([skm.r2_score(y_true, np.where(s, y_b, y_a)) - skm.r2_score(y_true, np.where(s, y_a, y_b)) >= observed - 1e-12
+                     for s in swaps])  # fmt: skip
+    assert metrics.paired_permutation_p("continuous", y_true, y_a, y_b, 4999, seed=2) == pytest.approx(exact, abs=0.02)
+    assert metrics.paired_permutation_p("continuous", y_true, y_a, y_a, 99, seed=2) == 1.0
+    labels = draw.integers(0, 3, 200)
+    better, worse = np.where(draw.random(200) < 0.9, labels, 0), np.where(draw.random(200) < 0.5, labels, 0)
+    assert metrics.paired_permutation_p("categorical", labels, better, worse, 999, seed=2) == pytest.approx(1 / 1000)
+    assert metrics.paired_permutation_p("categorical", labels, worse, better, 999, seed=2) > 0.5  # one-sided

@@ -1,4 +1,5 @@
-"""The reference study's 700-model grid, as a config, expands to 700 training jobs (with a holdout)."""
+"""The reference study's 700-model grid, as a config, expands to 700 training jobs (with a holdout) and their
+comparators' 88."""
 
 import re
 
@@ -29,9 +30,14 @@ def test_the_reference_grid_is_700_model_jobs(tmp_path):
 
     result = run_snakemake(tmp_path, "-n", "--quiet", "rules", configfile=tmp_path / "config.yaml")
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert int(jobs["train"]) == 700
+    assert int(jobs["train"]) == 788
     specs = expand_grid(validated(config))
     names = list(specs)
-    assert len(set(names)) == 700 and "hba1c__t1+flair+dwi+constitutional+psychology__64" in names
+    cells, comparators = names[:700], names[700:]  # the grid's cells first
+    assert len(set(names)) == 788 and "hba1c__t1+flair+dwi+constitutional+psychology__64" in cells
+    # each target's metadata-only sets (21 targets x 3 block sets) and its confounds alone (25)
+    assert len([n for n in comparators if n.endswith("__confounds")]) == 25 and "hba1c__constitutional+psychology" in comparators
+    assert specs["age__confounds"].confounds == ("sex",) and specs["hba1c__confounds"].confounds == ("age", "sex")
+    assert not any(specs[n].imaging for n in comparators)
     # no model of a target reads that target's own metadata block
     assert not [s for s in specs.values() if s.target_block in s.inputs]

@@ -108,6 +108,7 @@ def small_demo(workdir):
     config["demo"]["n_subjects"] = 16
     config["demo"]["unstripped"] = 1
     config["shards"] = 1  # on SLURM, every job is a submission: the fewer the quicker
+    config["confounds"] = {"variables": []}  # no comparators: two jobs fewer
     config["preprocess"] = {"resolutions": [64]}
     config["augment"]["copies"] = 1
     small = {"threads": 1, "mem_mb": 2000, "runtime": 30}

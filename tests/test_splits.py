@@ -147,3 +147,16 @@ def test_target_split_excludes_with_reasons():
     assert only_metadata.loc["04", "part"] == "train"
     with pytest.raises(ValueError):
         splits.fold_roles(result.reset_index(), "fold-x", 5)
+
+
+def test_a_declared_site_stratifies_every_split():
+    """confounds.site joins stratify_by: each site's subjects take the parts' shares."""
+    config = {"split": {**KFOLD, "stratify_by": ["age"]}, "confounds": {"site": "site", "variables": [], "deconfound": False}}
+    settings = splits.settings_of(config)
+    assert settings["stratify_by"] == ["age", "site"] and config["split"]["stratify_by"] == ["age"]  # the config unchanged
+    table = cohort().assign(site=np.repeat([0.0, 1.0, 2.0], 100))
+    variables = {**VARIABLES, "site": {"type": "categorical"}}
+    assigned = splits.assign(table, "sex", shards.members(table.index, 1), settings, variables, seed=3).set_index("subject")
+    counts = pd.crosstab(table["site"], assigned["part"])
+    assert (counts.sub(counts.sum(axis=1) / 5, axis=0).abs() <= 3).all().all()  # a fifth of each site in each fold
+    assert splits.settings_of({**config, "confounds": {**config["confounds"], "site": None}})["stratify_by"] == ["age"]

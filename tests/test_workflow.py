@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, planned_jobs, run_snakemake
+from conftest import ROOT, planned_jobs, run_snakemake, validated
 from legibility import baseline, resample, template
+from legibility.grid import expand_grid
 from legibility.io import read_tsv
 
 pytestmark = pytest.mark.workflow
@@ -33,8 +34,8 @@ def test_contract_files(run):
     for name in ("qc.tsv", "splits.tsv", "performance.tsv", "legibility.tsv", "performance_grid.png", "mind/group_mean.png"):
         assert (run / "results" / name).stat().st_size > 0, name
     performance = read_tsv(run / "results" / "performance.tsv")
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    assert len(performance) == sum(len(e["targets"]) * len(e["input_sets"]) for e in config["grid"])
+    config = validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    assert sorted(performance["model"]) == sorted(expand_grid(config))  # the grid's cells and their comparators
     for model in performance["model"]:
         metrics = json.loads((run / "results" / "models" / model / "holdout" / "metrics.json").read_text())
         assert metrics["model"] == model and metrics["n_test"] > 0
@@ -135,6 +136,24 @@ def test_the_demos_verdicts_follow_its_truth(run):
         assert (run / "results" / "targets" / f"{target}.png").stat().st_size > 0
 
 
+def test_each_cell_shows_what_it_adds_to_its_comparators(run):
+    """With confounds age and sex, every target has a confounds-only model, and each imaging
+    cell's increment over it has an interval (age from the images, beyond sex, for one); the cell
+    of FLAIR and metadata has its metadata alone as a comparator, with no configuration."""
+    performance = read_tsv(run / "results" / "performance.tsv").set_index("model")
+    for model in ("age__t1__64", "age__t1+flair+dwi__64", "age__connectivity"):
+        row = performance.loc[model]
+        assert row.confounds_comparator == "age__confounds" and row.confounds_delta_ci_low <= row.confounds_delta_score <= row.confounds_delta_ci_high
+        assert row.confounds_delta_score == pytest.approx(row.score - performance.loc["age__confounds", "score"], abs=1e-9)
+    assert performance.loc["age__t1+flair+dwi__64", "beats_confounds"] == "yes"  # R² 0.97 beyond sex's about 0
+    mixed = performance.loc["hypertension__flair+constitutional+serology__64"]
+    assert mixed.comparator == "hypertension__constitutional+serology" and np.isfinite([mixed.delta_score, mixed.delta_ci_low, mixed.delta_p_value]).all()
+    assert pd.isna(performance.loc["age__t1__64", "comparator"])  # nothing but imaging: no metadata comparator
+    verdicts = read_tsv(run / "results" / "legibility.tsv").set_index("target")
+    assert verdicts.loc["hypertension", "imaging_adds"] in ("yes", "no") and pd.isna(verdicts.loc["age", "imaging_adds"])
+    assert "t1+flair+dwi" in verdicts.loc["age", "beyond_confounds_from"].split(";")
+
+
 def test_no_network_falls_short_of_its_linear_baseline_unmarked(run):
     """A network starts from its baseline's predictions: where it ends more than 0.05 below, or
     predicts one value for everyone, the table says so (degenerate), never silently."""
@@ -165,12 +184,12 @@ def trained(*models):
 
 
 def image_models(run):
-    return trained(*(m.name for m in (run / "results" / "models").iterdir() if "__t1" in m.name))
+    return trained(*(m.name for m in (run / "results" / "models").iterdir() if "__64" in m.name))
 
 
 def test_changed_augmentation_reruns_the_cache_and_image_models_only(run):
     jobs = planned(run, lambda c: c["augment"].update(rotate_deg=7))
-    assert set(jobs) == {"augment_shard", "augment_index", "train", "performance", "effective_config", "all"}
+    assert set(jobs) == {"augment_shard", "augment_index", "image_inputs", "train", "performance", "effective_config", "all"}
     assert jobs["train"] == image_models(run)
 
 

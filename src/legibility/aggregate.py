@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import false_discovery_control
 
 from . import metrics
-from .grid import INPUT_ORDER
+from .grid import INPUT_ORDER, comparator_inputs, model_name
 from .io import read_tsv
 from .seeds import derive_seed
 
@@ -21,10 +21,15 @@ LEAD_COLUMNS = ["model", "target", "target_type", "input_set", "cell", *INPUT_OR
                 "n_test", "metric", "score", "ci_low", "ci_high", "p_value", "q_value", "model_legible", "baseline_score",
                 "baseline_ci_low", "baseline_ci_high", "baseline_p_value", "baseline_q_value", "baseline_legible", "legible",
                 "chance", "degenerate", "score_fold_mean", "score_fold_sd", "baseline_fold_mean", "baseline_fold_sd",
-                "val_score", "baseline_val_score"]  # fmt: skip
+                "val_score", "baseline_val_score", "comparator", "delta_score", "delta_ci_low", "delta_ci_high", "delta_p_value",
+                "delta_q_value", "adds_to_metadata", "confounds_comparator", "confounds_delta_score", "confounds_delta_ci_low",
+                "confounds_delta_ci_high", "confounds_delta_p_value", "confounds_delta_q_value", "beats_confounds"]  # fmt: skip
 TAIL_COLUMNS = ["n_parameters", "epochs", "best_epoch", "kept", "wall_seconds", "device"]
 SHORT = {"balanced_accuracy": "BA", "r2": "R²"}
 SHORTFALL = 0.05  # a network this far below its own linear baseline added noise, not knowledge
+# a cell's comparators (grid.comparator_inputs): their columns' prefix, the comparator's name
+# column, and the verdict column (the increment's interval above 0 and its q below the FDR level)
+COMPARED = {"metadata": ("", "comparator", "adds_to_metadata"), "confounds": ("confounds_", "confounds_comparator", "beats_confounds")}
 
 
 def load(model_dirs: dict) -> dict:
@@ -139,9 +144,52 @@ def performance_table(loaded: dict, settings: dict, seed: int) -> pd.DataFrame:
         passes = (table[f"{prefix}ci_low"] > table["chance"]) & (table[f"{prefix}q_value"] < settings["fdr"]) & np.isfinite(score)
         table[column] = np.where(passes, "yes", "no")
     table["legible"] = np.where((table["model_legible"] == "yes") | (table["baseline_legible"] == "yes"), "yes", "no")
+    table = increments(table, loaded, settings, seed)
     table["resolution"] = table["resolution"].astype("Int64")
     middle = [c for c in table.columns if c not in LEAD_COLUMNS + TAIL_COLUMNS]
     return table[LEAD_COLUMNS + middle + TAIL_COLUMNS]
+
+
+def increments(table: pd.DataFrame, loaded: dict, settings: dict, seed: int) -> pd.DataFrame:
+    """Each cell's increment over its comparators (what imaging adds to the cell's metadata
+    blocks; what it adds to the confounds): its network's headline metric less the comparator
+    network's, on the subjects both predicted (a target's models share them), with a paired
+    bootstrap interval (the same resampled subjects for both) and a paired permutation p (the
+    two predictions of each subject swapped at random). Every increment's p is in one family,
+    corrected for false discoveries across the grid."""
+    table = table.copy()
+    p_columns = []
+    for kind, (prefix, name_column, verdict) in COMPARED.items():
+        values = []
+        for row in table.itertuples():
+            inputs = comparator_inputs(loaded[row.model]["folds"][0]["inputs"]).get(kind)
+            other = model_name(row.target, inputs) if inputs else None
+            values.append(_increment(row, loaded, other, settings, seed) if other in loaded else {})
+        found = pd.DataFrame(values, index=table.index)
+        table[name_column] = found.get("comparator")
+        for column in ("delta_score", "delta_ci_low", "delta_ci_high", "delta_p_value"):
+            table[prefix + column] = found.get(column, np.nan)
+        p_columns.append(prefix + "delta_p_value")
+    p = table[p_columns].to_numpy(float)
+    q = np.full(p.shape, np.nan)
+    if np.isfinite(p).any():
+        q[np.isfinite(p)] = false_discovery_control(p[np.isfinite(p)], method="bh")
+    for column, (prefix, name_column, verdict) in enumerate(COMPARED.values()):
+        table[prefix + "delta_q_value"] = q[:, column]
+        passes = (table[prefix + "delta_ci_low"] > 0) & (table[prefix + "delta_q_value"] < settings["fdr"])
+        table[verdict] = np.where(table[name_column].notna(), np.where(passes, "yes", "no"), None)
+    return table
+
+
+def _increment(row, loaded: dict, other: str, settings: dict, seed: int) -> dict:
+    merged = loaded[row.model]["predictions"].merge(loaded[other]["predictions"][["subject", "prediction"]], on="subject", suffixes=("", "_other"))
+    cast = float if row.target_type == "continuous" else str
+    truth, a, b = (merged[c].astype(cast).to_numpy() for c in ("true", "prediction", "prediction_other"))
+    draws = (settings["bootstrap"], derive_seed(seed, row.model, other, "paired bootstrap"), settings["confidence"])
+    low, high = metrics.paired_bootstrap_ci(row.target_type, truth, a, b, *draws)
+    scores = metrics.scores_of(row.target_type, truth, np.stack([a, b]))
+    p = metrics.paired_permutation_p(row.target_type, truth, a, b, settings["permutations"], derive_seed(seed, row.model, other, "paired permutation"))
+    return {"comparator": other, "delta_score": scores[0] - scores[1], "delta_ci_low": low, "delta_ci_high": high, "delta_p_value": p}
 
 
 def simes(p_values) -> float:
@@ -189,6 +237,10 @@ def legibility_table(performance: pd.DataFrame, loaded: dict, settings: dict, se
         named = models.set_index("model")["cell"]
         picks = pd.Series([f"{named[m]} ({'model' if key == 'model' else 'baseline'})" for m, key in choices]).value_counts()
         legible = models[models["legible"] == "yes"].assign(best=lambda t: t[["score", "baseline_score"]].max(axis=1))
+        mixed = models[models["comparator"].notna()]  # cells of imaging and metadata
+        adds = mixed[mixed["adds_to_metadata"] == "yes"].sort_values("delta_score", ascending=False)
+        brain = models[(models[["t1", "flair", "dwi", "connectivity", "mind"]] == "yes").any(axis=1)]
+        beyond = brain[brain["beats_confounds"] == "yes"].sort_values("confounds_delta_score", ascending=False)
         rows.append({
             "target": target, "target_type": target_type, "metric": metric, "chance": models["chance"].max(),
             "p_value": simes(np.concatenate([models["p_value"], models["baseline_p_value"]])),
@@ -196,13 +248,15 @@ def legibility_table(performance: pd.DataFrame, loaded: dict, settings: dict, se
             "chosen": "; ".join(f"{name} in {n} of {len(choices)}" for name, n in picks.items()),
             "score": scored(target_type, chosen), "ci_low": interval[0], "ci_high": interval[1],
             "legible_from": ";".join(legible.sort_values("best", ascending=False)["cell"]),
+            "imaging_adds": ("yes" if len(adds) else "no") if len(mixed) else None, "imaging_adds_from": ";".join(adds["cell"]),
+            "beyond_confounds_from": ";".join(beyond["cell"]),
         })  # fmt: skip
         rows[-1]["score"] = rows[-1]["score"][metric]
     table = pd.DataFrame(rows)
     table["q_value"] = false_discovery_control(table["p_value"], method="bh")
     table["verdict"] = np.where(table["q_value"] < settings["fdr"], "legible", "not legible")
     columns = ["target", "target_type", "metric", "chance", "verdict", "p_value", "q_value", "legible_from", "best_input_set", "chosen",
-               "score", "ci_low", "ci_high"]  # fmt: skip
+               "score", "ci_low", "ci_high", "imaging_adds", "imaging_adds_from", "beyond_confounds_from"]  # fmt: skip
     return table[columns]
 
 
@@ -215,7 +269,8 @@ def grid_figure(table: pd.DataFrame, best: dict = None):
     """Heatmap of the deep model's skill above chance, (score - chance) / (1 - chance): R² for
     regression and balanced accuracy rescaled from 1/K, so 0 is chance and 1 perfect for every
     target, with the baseline's score beneath; `best` (target -> input set) outlined, cells
-    legible by neither model hatched, degenerate models crossed."""
+    legible by neither model hatched, degenerate models crossed, and cells whose network does
+    not beat the target's confounds-only model marked c."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,6 +288,8 @@ def grid_figure(table: pd.DataFrame, best: dict = None):
         ax.text(j, i + 0.22, f"({row.baseline_score:.2f})", ha="center", va="center", fontsize=6, color="dimgrey")
         if row.legible != "yes":
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, edgecolor="grey"))
+        if row.beats_confounds == "no":  # read by a confounds-only model as well
+            ax.text(j + 0.45, i - 0.42, "c", ha="right", va="top", fontsize=7, color="black", style="italic")
         if isinstance(row.degenerate, str) and row.degenerate:
             ax.plot([j - 0.45, j + 0.45], [i - 0.45, i + 0.45], color="black", lw=0.8)
             ax.plot([j - 0.45, j + 0.45], [i + 0.45, i - 0.45], color="black", lw=0.8)
@@ -242,8 +299,8 @@ def grid_figure(table: pd.DataFrame, best: dict = None):
     metric_of = table.drop_duplicates("target").set_index("target")["metric"]
     ax.set_yticks(range(len(targets)), [f"{t} ({SHORT[metric_of[t]]})" for t in targets])
     ax.set_xticks(range(len(sets)), sets, rotation=45, ha="right")
-    ax.set_title("Deep model (linear baseline); box: best input set, chosen on validation;\nhatched: not legible; crossed: degenerate",
-                 fontsize=9)  # fmt: skip
+    ax.set_title("Deep model (linear baseline); box: best input set, chosen on validation;\nhatched: not legible; crossed: degenerate; "
+                 "c: no better than the confounds-only model", fontsize=9)  # fmt: skip
     fig.colorbar(image, ax=ax, label="skill above chance", shrink=0.8)
     return fig
 

@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
+from .confounds import residualised
 from .connectivity import Regions, atlas_labels, atlas_on
 from .data import standardise
 from .io import read_tsv
@@ -65,9 +66,12 @@ def features(spec, datasets, regions=None) -> dict:
                 raise ValueError(f"{spec.name}: no region means for {', '.join(missing[:10])}")
             per_split.append(np.hstack([table.loc[[(s, m) for s in subjects]].to_numpy(float) for m in spec.images])
                              if subjects else np.zeros((0, len(spec.images) * table.shape[1])))  # fmt: skip
-        for split, scaled in zip(SPLITS, standardise(*per_split)[0]):
-            parts[split].append(scaled)
-    for split in SPLITS:  # connectivity, MIND and metadata arrive scaled on the training split already
+        scaled = dict(zip(SPLITS, standardise(*per_split)[0]))
+        if datasets["train"].confounds is not None:  # deconfound, as the model's other features are
+            scaled = residualised(datasets["train"].confounds, scaled, {s: datasets[s].confounds for s in SPLITS})
+        for split in SPLITS:
+            parts[split].append(scaled[split])
+    for split in SPLITS:  # connectivity, MIND and metadata arrive scaled (and deconfounded) already
         parts[split] += list(datasets[split].vectors.values())
     return {split: np.hstack(parts[split]).astype(np.float64) for split in SPLITS}
 

@@ -4,7 +4,9 @@ The time series are the numbers nilearn's NiftiLabelsMasker gives (region means,
 nilearn.signal.clean with the same settings), read about as fast as the file: the series is
 streamed in blocks of volumes through one open file, and each block is reduced to region means
 at once (np.add.reduceat over the regions' voxels), so neither the whole series nor a float
-copy of it is ever held. Matrices come from nilearn's ConnectivityMeasure.
+copy of it is ever held. Matrices come from nilearn's ConnectivityMeasure. The signals are
+denoised from each subject's confounds table: by default the columns of STANDARD_CONFOUNDS
+regressed out, and high-motion volumes censored.
 """
 
 import nibabel as nib
@@ -12,6 +14,83 @@ import numpy as np
 import pandas as pd
 
 BLOCK_VOLUMES = 32
+MOTION_PARAMETERS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+# connectivity.confounds: standard. fMRIPrep's 24 motion parameters (each, its derivative, their
+# squares; Friston et al. 1996) and the mean white-matter and CSF signals: the columns nilearn's
+# load_confounds(strategy=("motion", "wm_csf"), motion="full", wm_csf="basic") selects
+STANDARD_CONFOUNDS = (
+    *(f"{name}{suffix}" for name in MOTION_PARAMETERS for suffix in ("", "_derivative1", "_power2", "_derivative1_power2")),
+    "csf",
+    "white_matter",
+)
+# what Snakemake's log says once where connectivity comes from BOLD without a confounds table
+NO_CONFOUNDS = (
+    "connectivity is computed from BOLD without a confounds table (inputs.templates.confounds): the region signals are "
+    "not denoised and may carry head motion; give a confounds template (fMRIPrep's desc-confounds_timeseries.tsv) to denoise them"
+)
+
+
+def confound_columns(confounds) -> list:
+    """The confounds table's columns that `connectivity.confounds` names: the list itself, or
+    for `standard` STANDARD_CONFOUNDS."""
+    return list(STANDARD_CONFOUNDS) if confounds == "standard" else list(confounds)
+
+
+def readme(settings: dict, source: str, confounds_table: bool, volumes=()) -> str:
+    """results/connectivity/README.md: how the region signals were denoised (the confound
+    columns regressed out, the censoring threshold), or that they were not; for matrices
+    given (`source` connectome), that they are the provider's. `volumes`: per subject, the
+    volumes its matrix was computed from (NaN where unknown)."""
+    if source == "connectome":
+        return _markdown([
+            "The connectivity matrices are the data provider's (inputs.templates.connectome), read as given: how their "
+            "signals were cleaned and denoised is the provider's, not this workflow's, and the `connectivity` settings "
+            "(confounds, censor_fd, filters) do not apply to them.",
+        ])  # fmt: skip
+    high, low = settings["high_pass"], settings["low_pass"]
+    band = {(True, True): f"band-passed ({high}-{low} Hz)", (True, False): f"high-passed ({high} Hz)",
+            (False, True): f"low-passed ({low} Hz)", (False, False): "not filtered"}[high is not None, low is not None]  # fmt: skip
+    z = " (Fisher z)" if settings["fisher_z"] and settings["kind"] != "tangent" else ""
+    paragraphs = [
+        f"Each subject's region signals are the mean BOLD signal of each atlas region (results/atlas/atlas.tsv), the first "
+        f"{settings['drop_volumes']} volumes dropped, {'detrended, ' if settings['detrend'] else ''}{band}"
+        f"{', standardised' if settings['standardize'] else ''} (nilearn's signal.clean); the matrices are {settings['kind']}{z}.",
+        "## Denoising",
+    ]  # fmt: skip
+    if not confounds_table:
+        return _markdown(paragraphs + [
+            "**The region signals were not denoised.** No confounds table was given (inputs.templates.confounds), so no "
+            "confound was regressed out and no volume was censored (connectivity.confounds and connectivity.censor_fd apply "
+            "only with one): the matrices may carry head motion, which adds correlation between regions, the more so in "
+            "subjects who move more. To denoise them, give a `confounds` template: each subject's confounds table "
+            "(fMRIPrep's `desc-confounds_timeseries.tsv`).",
+        ])  # fmt: skip
+    columns = confound_columns(settings["confounds"])
+    if settings["confounds"] == "standard":
+        strategy = ("`standard`: fMRIPrep's 24 motion parameters and the mean white-matter and CSF signals, the columns "
+                    "nilearn's `load_confounds` selects with strategy motion and wm_csf, motion full, wm_csf basic")  # fmt: skip
+    else:
+        strategy = "a list"
+    paragraphs.append(
+        f"Regressed out of the region signals, from each subject's confounds table (connectivity.confounds, {strategy}): "
+        f"{len(columns)} column{'s' * (len(columns) > 1)}, {', '.join(f'`{c}`' for c in columns)}." if columns
+        else "No confound was regressed out of the region signals (connectivity.confounds is empty)."
+    )  # fmt: skip
+    paragraphs.append(
+        f"Censored: volumes whose framewise displacement exceeds {settings['censor_fd']} mm were left out (connectivity.censor_fd)."
+        if settings["censor_fd"] is not None else "No volume was censored (connectivity.censor_fd is null)."
+    )  # fmt: skip
+    if not columns and settings["censor_fd"] is None:
+        paragraphs.append("**The region signals were not denoised**: the matrices may carry head motion.")
+    used = np.asarray([v for v in volumes if np.isfinite(v)], dtype=float)
+    if used.size:
+        paragraphs.append(f"Volumes used per subject: median {np.median(used):g}, fewest {used.min():g}, most {used.max():g} "
+                          f"({used.size} subjects; each subject's in results/connectivity/shard-*.tsv, column `volumes`).")  # fmt: skip
+    return _markdown(paragraphs)
+
+
+def _markdown(paragraphs) -> str:
+    return "\n\n".join(["# Connectivity", *paragraphs]) + "\n"
 
 
 def atlas_labels(atlas_img):
@@ -77,16 +156,24 @@ def clean(raw, settings: dict, t_r: float, confounds=None, sample_mask=None):
 
 
 def confound_regressors(path, settings: dict, drop: int):
-    """(confounds array or None, sample mask or None) for the volumes after `drop`."""
-    if path is None or not (settings["confounds"] or settings["censor_fd"] is not None):
+    """(confounds array or None, sample mask or None) for the volumes after `drop`. A derivative's
+    n/a in the first row takes the second row's value, as nilearn's load_confounds does."""
+    columns = confound_columns(settings["confounds"])
+    if path is None or not (columns or settings["censor_fd"] is not None):
         return None, None
     from .qc import framewise_displacement
 
     table = pd.read_csv(path, sep="\t", na_values=["n/a"]).iloc[drop:]
-    missing = [c for c in settings["confounds"] if c not in table]
+    missing = [c for c in columns if c not in table]
     if missing:
-        raise ValueError(f"{path}: no confound column {', '.join(missing)}")
-    regressors = table[settings["confounds"]].fillna(0).to_numpy(float) if settings["confounds"] else None
+        strategy = " (connectivity.confounds: standard, fMRIPrep's columns)" if settings["confounds"] == "standard" else ""
+        raise ValueError(f"{path}: no confound column {', '.join(missing)}{strategy}")
+    regressors = None
+    if columns:
+        selected = table[columns].reset_index(drop=True)
+        if len(selected) > 1:
+            selected.iloc[0] = selected.iloc[0].fillna(selected.iloc[1])
+        regressors = selected.fillna(0).to_numpy(float)
     mask = None
     if settings["censor_fd"] is not None:  # QC made sure enough volumes survive
         mask = np.flatnonzero(framewise_displacement(path)[drop:] <= settings["censor_fd"])

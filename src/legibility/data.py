@@ -11,7 +11,9 @@ import pandas as pd
 import torch
 
 from . import MODALITIES
+from .confounds import VoxelResidualiser, residualised
 from .grid import variables_read
+from .inputs import Phenotypes
 from .io import read_tsv
 from .shards import open_packed
 from .splits import SPLITS
@@ -31,6 +33,7 @@ class ImageReader:
         contiguous = self.channels == list(range(self.channels[0], self.channels[-1] + 1))
         self._select = slice(self.channels[0], self.channels[-1] + 1) if contiguous else self.channels
         self._open = {}
+        self.residualiser, self.confound_rows = None, {}  # deconfound: voxel maps, subject -> its confounds
 
     def block(self, subject: str, copy: int = 0):
         """The stored (float16) channels of one subject, as a view where possible."""
@@ -54,8 +57,9 @@ class SubjectDataset(torch.utils.data.Dataset):
     float16 memory maps into one float32 batch tensor, converted by torch, and in the main
     process that tensor is reused from batch to batch (fresh memory costs page faults)."""
 
-    def __init__(self, subjects, targets, images=None, vectors=None, augmented=False):
+    def __init__(self, subjects, targets, images=None, vectors=None, augmented=False, confounds=None):
         self.subjects, self.targets = list(subjects), targets
+        self.confounds = confounds  # deconfound: the subjects' confounds (scaled on the training split)
         self.images, self.vectors = images, vectors or {}  # vectors: {input: subjects x features}
         self.augmented, self.epoch = augmented, 0
         self._buffer = None
@@ -77,6 +81,9 @@ class SubjectDataset(torch.utils.data.Dataset):
                 warnings.simplefilter("ignore", UserWarning)
                 for row, block in zip(batch, blocks):
                     row.copy_(torch.from_numpy(block))
+            if self.images.residualiser is not None:  # deconfound: less what the confounds predict
+                for row, i in zip(batch, indices):
+                    row.sub_(torch.from_numpy(self.images.residualiser.prediction(self.images.confound_rows[self.subjects[i]])))
             inputs["image"] = batch
         for name, values in self.vectors.items():
             inputs[name] = torch.from_numpy(values[indices])
@@ -119,13 +126,11 @@ def soft_label_bins(train_values, width: float, sigma: float) -> dict:
     return {"centres": (low + width * (np.arange(n_bins) + 0.5)).round(6).tolist(), "sigma": sigma}
 
 
-def metadata_columns(phenotypes, variables: dict, blocks):
-    """Feature matrix (subjects x features) of the variables in `blocks`: numbers as they are,
-    categorical variables one-hot (all zero when missing)."""
+def metadata_columns(phenotypes, variables: dict):
+    """Feature matrix (subjects x features) of `variables`: numbers as they are, categorical
+    variables one-hot (all zero when missing)."""
     columns = {}
     for name, spec in variables.items():
-        if spec["block"] not in blocks:
-            continue
         values = phenotypes.values[name]
         if spec["type"] == "categorical":
             for code, level in enumerate(phenotypes.levels[name]):
@@ -135,16 +140,46 @@ def metadata_columns(phenotypes, variables: dict, blocks):
     return pd.DataFrame(columns, index=phenotypes.values.index)
 
 
+def split_subjects(split_table) -> dict:
+    return {s: split_table.loc[split_table["split"] == s, "subject"].astype(str).tolist() for s in SPLITS}
+
+
+def confound_matrices(spec, phenotypes, variables, subjects: dict):
+    """{split: (subjects x columns)} of the model's confounds, scaled on the training split
+    (missing values take its mean); None where it has none."""
+    if not spec.confounds:
+        return None
+    table = metadata_columns(phenotypes, {n: variables[n] for n in spec.confounds})
+    return dict(zip(SPLITS, standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])[0]))
+
+
+def deconfounded(spec, split_table, phenotypes, variables):
+    """`phenotypes` with the model's continuous target residualised on its confounds (`deconfound`;
+    fitted on the training subjects, applied to every subject of the split), so it is what the
+    model learns and is scored on; as it is otherwise (a class cannot be residualised: only the
+    features of a binary or categorical target are)."""
+    if not (spec.deconfound and spec.confounds and spec.target_type == "continuous"):
+        return phenotypes
+    subjects = split_subjects(split_table)
+    confounds = confound_matrices(spec, phenotypes, variables, subjects)
+    values = phenotypes.values.copy()
+    target = {s: values.loc[subjects[s], spec.target].to_numpy(float) for s in SPLITS}
+    for split, residual in residualised(confounds["train"], target, confounds).items():
+        values.loc[subjects[split], spec.target] = residual
+    return Phenotypes(values, phenotypes.levels)
+
+
 def build(spec, split_table, phenotypes, variables: dict, sources: dict, where=None):
     """Datasets per split, and the `fitted` parameters (all from the training split). Stops,
     naming the model and fold (`where`), where a split is empty or a class of the target has no
     training subject (a model could not learn it, and class weights would be infinite)."""
     where = where or spec.name
-    subjects = {s: split_table.loc[split_table["split"] == s, "subject"].astype(str).tolist() for s in SPLITS}
+    subjects = split_subjects(split_table)
     empty = [s for s in SPLITS if not subjects[s]]
     if empty:
         raise ValueError(f"{where}: target {spec.target!r} has no {' and no '.join(empty)} subjects (too few eligible subjects for the split)")
     fitted = {}
+    confounds = confound_matrices(spec, phenotypes, variables, subjects) if spec.deconfound else None
     raw_y = {s: phenotypes.values.loc[subjects[s], spec.target].to_numpy() for s in SPLITS}
     if spec.target_type != "continuous":
         present = set(np.concatenate(list(raw_y.values())).astype(int))
@@ -176,6 +211,10 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict, where=N
             raise ValueError(f"{spec.name}: no preprocessed image for {', '.join(missing[:10])}")
         channels = [MODALITIES.index(m) for m in spec.images]
         images = ImageReader(originals, augmented, channels, sources["copies"])
+        if confounds:
+            images.confound_rows = {s: c for split in SPLITS for s, c in zip(subjects[split], confounds[split])}
+            train_rows = {s: images.confound_rows[s] for s in subjects["train"]}
+            images.residualiser = VoxelResidualiser().fit(train_rows, images.read)
 
     features = {}
     for name in spec.vectors:  # connectivity, MIND: a vector per subject, scaled on the training split
@@ -186,11 +225,13 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict, where=N
         rows = {s: np.asarray(open_packed(index[s][0])[index[s][1]], dtype=np.float64) for split in SPLITS for s in subjects[split]}
         scaled, _, _ = standardise(*[np.stack([rows[s] for s in subjects[split]]) for split in SPLITS])
         features[name] = dict(zip(SPLITS, scaled))
-    if spec.blocks:
-        table = metadata_columns(phenotypes, {n: variables[n] for n in variables_read(spec, variables)}, spec.blocks)
+    if spec.reads_metadata:
+        table = metadata_columns(phenotypes, {n: variables[n] for n in variables_read(spec, variables)})
         scaled, mean, std = standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])
         features["metadata"] = dict(zip(SPLITS, scaled))
         fitted["metadata"] = {"columns": list(table.columns), "mean": mean.round(6).tolist(), "std": std.round(6).tolist()}
+    if confounds:  # every feature less what the training subjects' confounds predict of it
+        features = {name: residualised(confounds["train"], per_split, confounds) for name, per_split in features.items()}
 
     datasets = {
         split: SubjectDataset(
@@ -199,6 +240,7 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict, where=N
             images=images,
             vectors={name: per_split[split] for name, per_split in features.items()},
             augmented=split == "train",
+            confounds=confounds[split] if confounds else None,
         )
         for split in SPLITS
     }

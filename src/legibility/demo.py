@@ -9,6 +9,10 @@ BOLD image in BIDS layout. The effects are injected on purpose and written to a 
 - age enlarges the ventricles, thins grey matter, adds FLAIR white-matter hyperintensities
   (more with hypertension), raises MD, and weakens within-network connectivity;
 - sex couples two functional networks;
+- older subjects move more in the scanner, and the BOLD carries the motion artefact (linear in
+  the motion parameters: the default denoising removes it); the confounds table, as fMRIPrep
+  writes one, has the 24 motion parameters, white-matter and CSF signals and framewise
+  displacement;
 - phenotypes correlate (height with sex, HbA1c with age and BMI, hypertension with age...);
 - `negative_control` is pure noise.
 
@@ -289,12 +293,14 @@ def _lesions(row, seed, mni):
 # ----------------------------------------------------------------------------- BOLD
 
 
-def _bold(row, seed, regions):
-    """Resting-state BOLD in MNI space (as fMRIPrep writes it), 5 mm, TR 2 s."""
+def _bold(row, seed, mni, regions, motion):
+    """Resting-state BOLD in MNI space (as fMRIPrep writes it), 5 mm, TR 2 s, carrying the
+    subject's motion artefact; and the mean signals in the white-matter and CSF masks."""
     draw = rng(seed, "demo", row.subject, "bold")
     labels_img, network = regions
     shape, affine = _grid(np.array([180.0, 216.0, 180.0]), np.full(3, BOLD_VOXEL), "LAS", np.zeros(3), np.array([0.0, -18.0, 18.0]))
-    labels = _sample(np.asarray(labels_img.dataobj).astype(np.float32), _world(shape, affine), labels_img.affine, order=0, cval=-1.0)
+    world = _world(shape, affine)
+    labels = _sample(np.asarray(labels_img.dataobj).astype(np.float32), world, labels_img.affine, order=0, cval=-1.0)
     labels = labels.astype(int)
     age_n = (row.age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])
     within, shared = 0.45 - 0.25 * age_n, 0.1  # networks decouple with age
@@ -309,24 +315,62 @@ def _bold(row, seed, regions):
     data[inside] = 12.0 * signals[labels[inside] - 1]
     drift = np.linspace(-1, 1, BOLD_VOLUMES) * draw.normal(0, 4)
     data[brain] += 1000.0 + drift + draw.normal(0, 10, (int(brain.sum()), BOLD_VOLUMES))
-    image = nib.Nifti1Image(np.round(data).astype(np.int16), affine)
+    data[brain] += (_motion_maps(seed, shape, brain) @ (motion * MOTION_MM).T).astype(np.float32)
+    data = np.round(data)
+    tissue = {name: data[brain & (_sample(mni[key], world, mni["affine"]) > TISSUE_THRESHOLD)].mean(axis=0)
+              for name, key in (("csf", "csf"), ("white_matter", "wm"))}  # fmt: skip
+    image = nib.Nifti1Image(data.astype(np.int16), affine)
     image.header.set_xyzt_units("mm", "sec")
     image.header.set_zooms((BOLD_VOXEL,) * 3 + (BOLD_TR,))
-    return image
+    return image, tissue
 
 
-def _confounds(row, seed, moving: bool):
-    """Motion parameters as fMRIPrep writes them: a slow random walk, ten times faster for a
-    subject who moves."""
+MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+HEAD_RADIUS_MM = 50.0  # rotations (radians) as arc length on this sphere, as framewise displacement counts them
+MOTION_MM = np.array([1.0] * 3 + [HEAD_RADIUS_MM] * 3)
+MOTION_ARTEFACT = 40.0  # BOLD signal change (baseline 1000) per mm of motion, the maps' scale
+HIGH_MOTION = 10.0  # the random walk's scale for the subject who moves too much
+TISSUE_THRESHOLD = 0.9  # template probability inside the white-matter and CSF masks
+
+
+def _motion_maps(seed, shape, brain):
+    """(brain voxels x 6): per motion parameter, a spatially smooth map of the BOLD change per mm
+    of that motion (a global part and a smooth field), the same for every subject."""
+    draw = rng(seed, "demo", "motion_artefact")
+    maps = []
+    for _ in MOTION:
+        field = ndimage.gaussian_filter(draw.normal(0, 1, shape), sigma=3.0)[brain]
+        maps.append(draw.choice([-1.0, 1.0]) * 0.8 + (field - field.mean()) / field.std())
+    return MOTION_ARTEFACT * np.stack(maps, axis=1)
+
+
+def _motion(row, seed, moving: bool):
+    """(volumes x 6) motion parameters (mm, radians) and their scale: a slow random walk whose
+    steps grow with age (older subjects move more; a subject factor on top), a few brief jerks
+    (more with age), and steps ten times the young's for the subject who moves too much."""
     draw = rng(seed, "demo", row.subject, "motion")
-    scale = 10.0 if moving else 1.0
+    age_n = (row.age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])
+    factor = np.exp(np.clip(draw.normal(0, 0.25), -0.5, 0.5))
+    scale = HIGH_MOTION if moving else float((0.7 + 1.6 * age_n) * factor)
     trans = np.cumsum(draw.normal(0, 0.02 * scale, (BOLD_VOLUMES, 3)), axis=0)
     rot = np.cumsum(draw.normal(0, 0.0003 * scale, (BOLD_VOLUMES, 3)), axis=0)
-    table = pd.DataFrame(np.hstack([trans, rot]), columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
-    steps = table.diff().abs()
-    table["framewise_displacement"] = steps.iloc[:, :3].sum(axis=1) + 50 * steps.iloc[:, 3:].sum(axis=1)
-    table.loc[0, "framewise_displacement"] = np.nan
-    return table.round(6)
+    for _ in range(draw.poisson(3 * age_n)):  # a jerk: the head moves for one volume and comes back
+        trans[draw.integers(1, BOLD_VOLUMES), draw.integers(3)] += draw.choice([-1, 1]) * draw.uniform(0.2, 0.5)
+    return np.hstack([trans, rot]), scale
+
+
+def _confounds(motion, tissue: dict):
+    """The confounds table as fMRIPrep writes one: mean CSF and white-matter signals, framewise
+    displacement (first row n/a), and the 24 motion parameters (each, its backward difference
+    with the first row n/a, and their squares)."""
+    table = pd.DataFrame(tissue)
+    steps = np.abs(np.diff(motion, axis=0)) * MOTION_MM
+    table["framewise_displacement"] = np.r_[np.nan, steps.sum(axis=1)]
+    for name, values in zip(MOTION, motion.T):
+        derivative = np.r_[np.nan, np.diff(values)]
+        table[name], table[f"{name}_derivative1"] = values, derivative
+        table[f"{name}_derivative1_power2"], table[f"{name}_power2"] = derivative**2, values**2
+    return table.map(lambda value: float(f"{value:.6g}"))  # six significant digits: squares of radians stay
 
 
 def _ar1(draw, count, phi=0.7):
@@ -379,14 +423,17 @@ def make_subject(row, seed: int, paths: dict, unstripped: set, moving=False, pre
     lesions = _lesions(row, seed, mni)
     lesion = _lesion_map(mni, lesions)
     info = {"head_scale": round(scale, 4), "lesions": len(lesions), "images": {}}
+    if "bold" in paths or "confounds" in paths:  # the confounds table describes the BOLD series
+        motion, motion_scale = _motion(row, seed, moving)
+        image, tissue = _bold(row, seed, mni, regions, motion)
+        table = _confounds(motion, tissue)
+        info["motion"] = {"scale": round(motion_scale, 3), "mean_fd_mm": round(float(table["framewise_displacement"].fillna(0).mean()), 4)}
+        if "bold" in paths:
+            save_nifti(paths["bold"], image)
+        if "confounds" in paths:
+            write_tsv(paths["confounds"], table)
     for modality, path in paths.items():
-        if modality == "bold":
-            save_nifti(path, _bold(row, seed, regions))
-            continue
-        if modality == "confounds":
-            write_tsv(path, _confounds(row, seed, moving))
-            continue
-        if modality.endswith("_mask"):
+        if modality in ("bold", "confounds") or modality.endswith("_mask"):
             continue
         mask_path = paths.get(f"{modality}_mask")
         image, info["images"][modality], mask = _structural(
@@ -450,6 +497,10 @@ EFFECTS = {
     "sex": "men's heads 9% larger (linear) and 4% longer front to back (removed by affine registration, kept as its head scale); "
            "men's temporal lobes about 15% larger at their centres (kept by registration); networks 0 and 1 coupled (r ~0.75) in men",
     "age": "ventricles enlarge, grey matter thins (15% over 45-80 y), WM T1 darkens, MD +20%, more FLAIR lesions, within-network coupling 0.45 -> 0.20",
+    "motion": "older subjects move more: the head's random walk steps 0.7 -> 2.3 times as large over 45-80 y (times a subject factor, "
+              "0.6-1.65), brief jerks Poisson(3 x age over the range); the BOLD carries an artefact linear in the six motion parameters "
+              f"(a smooth map per parameter, the same for everyone, {MOTION_ARTEFACT:g} per mm on a baseline of 1000), which regressing the "
+              "confounds table's 24 motion parameters removes; one subject's steps are ten times the young's (mean FD over 0.5 mm, fails QC)",
     "hypertension": "more FLAIR white-matter lesions",
     "phenotypes": "height ~ sex; bmi ~ age; hba1c ~ age + bmi; crp ~ bmi; fluid_intelligence ~ -age; neuroticism ~ female; smoking ~ age; hypertension ~ age + bmi; diabetes ~ hba1c",
     "negative_control": "pure noise, independent of everything",

@@ -3,9 +3,9 @@
 import itertools
 from dataclasses import asdict, dataclass
 
-from . import BLOCKS, BOLD, CONNECTIVITY, MIND, MODALITIES, VECTORS
+from . import BLOCKS, BOLD, CONFOUNDS, CONNECTIVITY, MIND, MODALITIES, VECTORS
 
-INPUT_ORDER = (*MODALITIES, CONNECTIVITY, MIND, *BLOCKS)
+INPUT_ORDER = (*MODALITIES, CONNECTIVITY, MIND, *BLOCKS, CONFOUNDS)
 RESOURCE_KEYS = ("threads", "workers", "mem_mb", "runtime", "gpu", "without_images")  # change speed, not results
 
 
@@ -25,6 +25,10 @@ class ModelSpec:
     training: dict
     model: dict
     mind_images: tuple = ()  # the preprocessed images MIND features come from, when it is an input
+    # the confounds it reads (its input `confounds`) or that its target and features are
+    # residualised on (deconfound): config confounds, less its target and the target's proxies
+    confounds: tuple = ()
+    deconfound: bool = False
 
     @property
     def images(self) -> tuple:
@@ -37,6 +41,15 @@ class ModelSpec:
     @property
     def vectors(self) -> tuple:
         return tuple(i for i in self.inputs if i in VECTORS)
+
+    @property
+    def imaging(self) -> tuple:
+        """What it reads of the brain: images, connectivity, MIND."""
+        return tuple(i for i in self.inputs if i in MODALITIES or i in VECTORS)
+
+    @property
+    def reads_metadata(self) -> bool:
+        return bool(self.blocks) or CONFOUNDS in self.inputs
 
     @property
     def resources(self) -> dict:
@@ -67,7 +80,8 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
-        return cls(**{**data, "inputs": tuple(data["inputs"]), "mind_images": tuple(data.get("mind_images", ()))})
+        tuples = {key: tuple(data.get(key, ())) for key in ("inputs", "mind_images", "confounds")}
+        return cls(**{**data, **tuples})
 
 
 def model_name(target: str, inputs, resolution: int | None = None, kind: str = "fusion") -> str:
@@ -81,8 +95,11 @@ def model_name(target: str, inputs, resolution: int | None = None, kind: str = "
 
 
 def expand_grid(config: dict) -> dict:
-    """Every (target, input set) cell of the config's grid as a ModelSpec, by name."""
+    """Every (target, input set) cell of the config's grid as a ModelSpec, by name, and the
+    comparators they are measured against (see `comparators`)."""
     variables = config["phenotypes"]["variables"]
+    confounds = confound_variables(config)
+    deconfound = config.get("confounds", {}).get("deconfound", False)
     specs = {}
     for number, entry in enumerate(config["grid"], 1):
         where = f"grid entry {number}"
@@ -114,17 +131,89 @@ def expand_grid(config: dict) -> dict:
                     training=training,
                     model=model,
                     mind_images=mind_images(config["mind"]["features"]) if MIND in inputs else (),
+                    **_deconfounded(target, variables, confounds, deconfound),
                 )
                 if specs.get(spec.name, spec) != spec:
                     raise ConfigError(f"{where}: model {spec.name} is listed twice with different settings")
                 specs[spec.name] = spec
     _check_exclusions(specs, variables)
+    for spec in list(specs.values()):  # a comparator listed in the grid serves as it is
+        for name, inputs in comparators(spec, variables, confounds).items():
+            if name not in specs:
+                specs[name] = _comparator(spec, inputs, config, variables, confounds, deconfound)
     return specs
 
 
+def confound_variables(config: dict) -> list:
+    """The nuisance variables (config confounds.variables, and the site), checked."""
+    section = config.get("confounds", {})
+    names = [*section.get("variables", ()), *([section["site"]] if section.get("site") else [])]
+    declared = config["phenotypes"]["variables"]
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise ConfigError(f"confounds: {', '.join(unknown)} not among phenotypes.variables")
+    site = section.get("site")
+    if site and declared[site]["type"] == "continuous":
+        raise ConfigError(f"confounds.site: {site} is continuous; a site is binary or categorical")
+    return list(dict.fromkeys(names))
+
+
+def target_confounds(target: str, declared: dict, confounds) -> tuple:
+    """The confounds a model of `target` reads or is residualised on: never the target itself
+    nor its declared proxies."""
+    excluded = {target, *declared[target].get("exclude", ())}
+    return tuple(c for c in confounds if c not in excluded)
+
+
+def comparator_inputs(inputs) -> dict:
+    """The models a cell is measured against, on the same subjects, by the inputs they read:
+    `metadata`, for a cell mixing the brain (images, connectivity, MIND) with metadata blocks,
+    its blocks alone (what imaging adds to them); `confounds`, for every other cell, the
+    target's confounds alone (where the config declares confounds)."""
+    blocks = tuple(i for i in inputs if i in BLOCKS)
+    out = {}
+    if blocks and any(i in MODALITIES or i in VECTORS for i in inputs):
+        out["metadata"] = blocks
+    if CONFOUNDS not in inputs:
+        out["confounds"] = (CONFOUNDS,)
+    return out
+
+
+def comparators(spec: ModelSpec, declared: dict, confounds) -> dict:
+    """{name: inputs} of a cell's comparators that the grid trains."""
+    found = comparator_inputs(spec.inputs)
+    if not target_confounds(spec.target, declared, confounds):
+        found.pop("confounds", None)
+    return {model_name(spec.target, inputs): inputs for inputs in found.values()}
+
+
+def _deconfounded(target, declared, confounds, deconfound) -> dict:
+    return {"confounds": target_confounds(target, declared, confounds), "deconfound": True} if deconfound else {}
+
+
+def _comparator(spec, inputs, config, declared, confounds, deconfound) -> ModelSpec:
+    """A comparator: the default training and model settings, no images (its name says so)."""
+    reads_confounds = inputs == (CONFOUNDS,)
+    return ModelSpec(
+        name=model_name(spec.target, inputs),
+        target=spec.target,
+        target_type=spec.target_type,
+        target_block=spec.target_block,
+        inputs=inputs,
+        resolution=None,
+        kind="fusion",
+        training=config["training"],
+        model={**config["model"], "kind": "fusion"},
+        **({"confounds": target_confounds(spec.target, declared, confounds)} if reads_confounds
+           else _deconfounded(spec.target, declared, confounds, deconfound)),
+    )  # fmt: skip
+
+
 def variables_read(spec: ModelSpec, declared: dict) -> list:
-    """The metadata variables a model reads: those of its blocks, less its target's declared
-    proxies (`exclude`)."""
+    """The metadata variables a model reads as features: those of its blocks, less its target's
+    declared proxies (`exclude`); a confounds-only model, its confounds."""
+    if CONFOUNDS in spec.inputs:
+        return list(spec.confounds)
     excluded = set(declared[spec.target].get("exclude", ()))
     return [n for n, v in declared.items() if v["block"] in spec.blocks and n not in excluded]
 

@@ -86,18 +86,19 @@ def permutation_p(target_type: str, y_true, y_pred, permutations: int, seed: int
     """P-value of the headline metric against predictions shuffled across test subjects:
     (1 + shuffles scoring at least as well) / (1 + shuffles)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    observed = _scores_of(target_type, y_true, y_pred[None, :])[0]
+    observed = scores_of(target_type, y_true, y_pred[None, :])[0]
     if not np.isfinite(observed):  # no score (say, a constant truth): no evidence at all
         return 1.0
     draw, at_least = np.random.default_rng(seed), 0
     for done in range(0, permutations, chunk):
         shuffled = draw.permuted(np.tile(y_pred, (min(chunk, permutations - done), 1)), axis=1)
-        at_least += int(np.sum(_scores_of(target_type, y_true, shuffled) >= observed - 1e-12))
+        at_least += int(np.sum(scores_of(target_type, y_true, shuffled) >= observed - 1e-12))
     return (1 + at_least) / (1 + permutations)
 
 
-def _scores_of(target_type, y_true, predictions):
-    """The headline metric of each row of a (sets x n) matrix of predictions."""
+def scores_of(target_type, y_true, predictions):
+    """The headline metric of each row of a (sets x n) matrix of predictions (scikit-learn's
+    R² or balanced accuracy, tested)."""
     if target_type == "continuous":
         total = np.sum((y_true - y_true.mean()) ** 2)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -105,3 +106,30 @@ def _scores_of(target_type, y_true, predictions):
     classes = np.unique(y_true)
     truth = (y_true[:, None] == classes[None, :]).astype(float)
     return np.mean((predictions == y_true[None, :]) @ truth / truth.sum(axis=0), axis=1)
+
+
+def paired_bootstrap_ci(target_type: str, y_true, y_a, y_b, resamples: int, seed: int, level: float = 0.95) -> tuple:
+    """Percentile bootstrap interval of the headline metric of predictions `y_a` less that of
+    `y_b`, each resample scoring both on the same drawn subjects (a paired interval)."""
+    n = len(y_true)
+    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples)
+    metric = headline(target_type)
+    difference = resampled_scores(target_type, y_true, y_a, weights)[metric] - resampled_scores(target_type, y_true, y_b, weights)[metric]
+    tail = (1 - level) / 2 * 100
+    return tuple(np.nanpercentile(difference, [tail, 100 - tail]))
+
+
+def paired_permutation_p(target_type: str, y_true, y_a, y_b, permutations: int, seed: int, chunk: int = 250) -> float:
+    """One-sided p-value of the headline metric of `y_a` exceeding that of `y_b`, against
+    swapping the two predictions of each subject at random (no difference between the models):
+    (1 + swaps with a difference at least as large) / (1 + swaps)."""
+    y_true, y_a, y_b = np.asarray(y_true), np.asarray(y_a), np.asarray(y_b)
+    observed = np.subtract(*scores_of(target_type, y_true, np.stack([y_a, y_b])))
+    if not np.isfinite(observed):
+        return 1.0
+    draw, at_least = np.random.default_rng(seed), 0
+    for done in range(0, permutations, chunk):
+        swap = draw.random((min(chunk, permutations - done), len(y_true))) < 0.5
+        a, b = np.where(swap, y_b, y_a), np.where(swap, y_a, y_b)
+        at_least += int(np.sum(scores_of(target_type, y_true, a) - scores_of(target_type, y_true, b) >= observed - 1e-12))
+    return (1 + at_least) / (1 + permutations)

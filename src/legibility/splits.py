@@ -30,6 +30,12 @@ def strata(phenotypes: pd.DataFrame, stratify_by, variables: dict) -> pd.Series:
     return key
 
 
+def settings_of(config: dict) -> dict:
+    """The split settings: stratified by the site too, where one is declared (confounds.site)."""
+    site = config["confounds"]["site"]
+    return {**config["split"], "stratify_by": list(dict.fromkeys([*config["split"]["stratify_by"], *([site] if site else [])]))}
+
+
 def parts(settings: dict) -> tuple:
     """The parts subjects are drawn into and their shares: train/val/test, or folds 1..k."""
     if settings["scheme"] == "kfold":

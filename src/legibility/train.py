@@ -323,6 +323,7 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     out_dir = Path(out_dir)
+    phenotypes = data.deconfounded(spec, split_table, phenotypes, variables)  # the target it learns
     datasets, fitted = data.build(spec, split_table, phenotypes, variables, sources, where=f"{spec.name}, {fold}")
     log.info("%s, %s: %s", spec.name, fold, ", ".join(f"{len(datasets[s])} {s}" for s in SPLITS))
     features = baseline.features(spec, datasets, sources.get("regions"))
@@ -353,6 +354,8 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "target_type": spec.target_type,
         "inputs": list(spec.inputs),
         "variables_read": variables_read(spec, variables),  # its blocks' variables, less the target's proxies
+        "confounds": list(spec.confounds),  # read (a confounds-only model) or residualised on (deconfound)
+        "deconfound": spec.deconfound,
         "resolution": spec.resolution,
         "kind": spec.kind,
         **{f"n_{s}": len(datasets[s]) for s in SPLITS},

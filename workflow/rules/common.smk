@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -13,7 +14,7 @@ min_version("9.0")
 # even where it is not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from legibility import BOLD, MIND, MODALITIES, demo, grid, inputs, jobs, shards, splits  # noqa: E402
+from legibility import BOLD, MIND, MODALITIES, connectivity, demo, grid, inputs, jobs, shards, splits  # noqa: E402
 from legibility.config import canonical_order  # noqa: E402
 from legibility.dag import per_job, trim_snakemake_overhead  # noqa: E402
 
@@ -45,6 +46,10 @@ EXPECTED = [m for m in (*MODALITIES, BOLD, "connectome") if m in config["inputs"
 # connectivity comes from BOLD series, or from matrices the data provider computed
 CONNECTIVITY_FROM = "connectome" if "connectome" in config["inputs"]["templates"] else BOLD
 TANGENT = config["connectivity"]["kind"] == "tangent"
+# how connectivity_group's README says the signals were denoised: from the confounds table, if any
+DENOISING = {"settings": config["connectivity"], "source": CONNECTIVITY_FROM, "confounds_table": "confounds" in config["inputs"]["templates"]}
+if CONNECTIVITY_FROM in EXPECTED and CONNECTIVITY_FROM == BOLD and not DENOISING["confounds_table"] and not workflow.remote_exec:
+    logger.warning(connectivity.NO_CONFOUNDS)
 # censoring is the connectivity stage's, but whether enough volumes survive it decides eligibility
 QC_THRESHOLDS = {**config["qc"], "censor_fd": config["connectivity"]["censor_fd"]}
 _needed = {CONNECTIVITY_FROM if m == BOLD else m for spec in SPECS.values() for m in spec.raw_modalities} - set(EXPECTED)
@@ -56,7 +61,8 @@ if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resol
 
 REGISTRATION = {**config["registration"], "space": config["inputs"]["space"]}
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
-_derived = sorted({spec.target for spec in SPECS.values()} | set(config["split"]["stratify_by"]))
+SPLIT = splits.settings_of(config)  # stratified by the site too, where one is declared
+_derived = sorted({spec.target for spec in SPECS.values()} | set(SPLIT["stratify_by"]))
 _derived = [n for n in _derived if config["phenotypes"]["variables"].get(n, {}).get("source") == "registration"]
 if _derived:
     raise WorkflowError(f"{', '.join(_derived)}: a variable from registration (source: registration) is a feature, not a target or stratum")
@@ -126,7 +132,7 @@ def target_modalities(wildcards):
 @per_job
 def split_variables(wildcards):
     """The target's declaration and those of the variables the split is stratified by."""
-    return variables(dict.fromkeys([wildcards.target, *config["split"]["stratify_by"]]))
+    return variables(dict.fromkeys([wildcards.target, *SPLIT["stratify_by"]]))
 
 
 @per_job
@@ -142,10 +148,8 @@ def _train_inputs(model, fold):
     files = {"split": f"results/splits/target-{spec.target}.tsv", "phenotypes": config["phenotypes"]["path"]}
     if any(v.get("source") == "registration" for v in _model_variables(model).values()):
         files["qc"] = "results/qc.tsv"  # the head scale registration found
-    if spec.images:
-        files["preprocess"] = f"results/preprocessed/index_res-{spec.resolution}.tsv"
-        files["augment"] = f"results/augment/index_res-{spec.resolution}.tsv"
-        files["regions"] = "results/regions.tsv"
+    if spec.images:  # the preprocessed and augmented images and their region means
+        files["images"] = f"results/training_inputs/images_res-{spec.resolution}.json"
     if spec.uses_connectivity:  # tangent space: around the mean of this fold's training subjects
         tangent = f"results/connectivity/tangent/target-{spec.target}_{fold}.tsv"
         files["connectivity"] = tangent if TANGENT else "results/connectivity/index.tsv"
@@ -177,9 +181,10 @@ def _model_params(model):
 
 @functools.cache
 def _model_variables(model):
-    """The target's declaration and those of the variables it reads (its proxies excluded)."""
+    """The target's declaration and those of the variables it reads (its proxies excluded) or is
+    residualised on."""
     spec = SPECS[model]
-    return variables([spec.target, *grid.variables_read(spec, config["phenotypes"]["variables"])])
+    return variables(dict.fromkeys([spec.target, *grid.variables_read(spec, config["phenotypes"]["variables"]), *spec.confounds]))
 
 
 def model_setting(key):

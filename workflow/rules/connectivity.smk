@@ -65,8 +65,15 @@ rule connectivity_group:
             caption="../report/connectivity_group.rst",
             category="Connectivity",
         ),
+        # how the region signals were denoised, or that they were not (mind_group has no such file)
+        readme=report(
+            "results/connectivity/README.md",
+            caption="../report/connectivity_readme.rst",
+            category="Connectivity",
+        ),
     params:
         kind=config["connectivity"]["kind"],
+        denoising=DENOISING,
     log:
         "logs/connectivity/group.log",
     conda:

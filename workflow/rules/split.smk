@@ -11,7 +11,7 @@ rule target_split:
         modalities=target_modalities,
         phenotypes=PHENOTYPE_FILE,
         variables=split_variables,
-        split=config["split"],
+        split=SPLIT,
         shards=config["shards"],
         seed=config["seed"],
     priority: 1  # as preprocessing
