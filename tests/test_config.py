@@ -40,8 +40,8 @@ def test_grid_expands_to_readable_stable_names(demo_config):
     assert model_name("age", ["t1", "flair"], 64) == "age__t1+flair__64"
     cells = sum(len(e["targets"]) * len(e["input_sets"]) for e in demo_config["grid"])
     assert list(specs)[cells:] == [f"{t}__confounds" for t in ("sex", "age", "negative_control", "hypertension", "smoking")]
-    # the cell of FLAIR and metadata has its comparator, its metadata alone, listed in the grid already
-    assert "hypertension__constitutional+serology" in list(specs)[:cells] and "hypertension__flair+constitutional+serology__64" in specs
+    # the negative control's cell of images and metadata has its comparator, its metadata alone, listed in the grid already
+    assert "negative_control__serology+disease" in list(specs)[:cells] and "negative_control__t1+flair+dwi+serology+disease__64" in specs
 
 
 def test_comparators_are_trained_without_being_listed(demo_config):

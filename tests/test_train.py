@@ -360,6 +360,7 @@ def test_a_declared_proxy_is_never_read(cohort, tmp_path):
         summary = train.run(model, split, cohort_with_proxy, variables, sources, seed=2, out_dir=tmp_path / str(excluded))
         read[tuple(excluded)] = summary
     assert read[()]["variables_read"] == ["bmi", "crp"] and read[("bmi",)]["variables_read"] == ["crp"]
+    assert json.loads((tmp_path / "['bmi']" / "metrics.json").read_text())["variables_read"] == ["crp"]  # as the job writes it
     assert read[("bmi",)]["fitted"]["metadata"]["columns"] == ["crp"]
     assert read[()]["baseline"]["test"]["balanced_accuracy"] >= 0.8  # the proxy, read, gives the target away
     assert read[("bmi",)]["baseline"]["test"]["balanced_accuracy"] < 0.8

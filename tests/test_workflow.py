@@ -138,19 +138,21 @@ def test_the_demos_verdicts_follow_its_truth(run):
 
 def test_each_cell_shows_what_it_adds_to_its_comparators(run):
     """With confounds age and sex, every target has a confounds-only model, and each imaging
-    cell's increment over it has an interval (age from the images, beyond sex, for one); the cell
-    of FLAIR and metadata has its metadata alone as a comparator, with no configuration."""
+    cell's increment over it has an interval (age from the images, beyond sex, for one); the
+    negative control's cell of images and metadata has its metadata alone as a comparator, with
+    no configuration."""
     performance = read_tsv(run / "results" / "performance.tsv").set_index("model")
     for model in ("age__t1__64", "age__t1+flair+dwi__64", "age__connectivity"):
         row = performance.loc[model]
         assert row.confounds_comparator == "age__confounds" and row.confounds_delta_ci_low <= row.confounds_delta_score <= row.confounds_delta_ci_high
         assert row.confounds_delta_score == pytest.approx(row.score - performance.loc["age__confounds", "score"], abs=1e-9)
     assert performance.loc["age__t1+flair+dwi__64", "beats_confounds"] == "yes"  # R² 0.97 beyond sex's about 0
-    mixed = performance.loc["hypertension__flair+constitutional+serology__64"]
-    assert mixed.comparator == "hypertension__constitutional+serology" and np.isfinite([mixed.delta_score, mixed.delta_ci_low, mixed.delta_p_value]).all()
+    mixed = performance.loc["negative_control__t1+flair+dwi+serology+disease__64"]
+    assert mixed.comparator == "negative_control__serology+disease" and np.isfinite([mixed.delta_score, mixed.delta_ci_low, mixed.delta_p_value]).all()
+    assert mixed.adds_to_metadata == "no"  # pure noise: imaging adds nothing to its metadata either
     assert pd.isna(performance.loc["age__t1__64", "comparator"])  # nothing but imaging: no metadata comparator
     verdicts = read_tsv(run / "results" / "legibility.tsv").set_index("target")
-    assert verdicts.loc["hypertension", "imaging_adds"] in ("yes", "no") and pd.isna(verdicts.loc["age", "imaging_adds"])
+    assert verdicts.loc["negative_control", "imaging_adds"] == "no" and pd.isna(verdicts.loc["age", "imaging_adds"])
     assert "t1+flair+dwi" in verdicts.loc["age", "beyond_confounds_from"].split(";")
 
 
@@ -223,7 +225,7 @@ def test_changed_statistics_rerun_the_tables_only(run):
 def test_a_new_target_trains_only_its_models(run):
     jobs = planned(run, lambda c: c["grid"].append({"targets": ["bmi"], "input_sets": [["t1"], ["serology"]]}))
     assert set(jobs) == {"target_split", "splits_table", "train", "performance", "effective_config", "all"}
-    assert jobs["train"] == trained("bmi__t1__64", "bmi__serology")
+    assert jobs["train"] == trained("bmi__t1__64", "bmi__serology", "bmi__confounds")  # its comparator too
     assert "augment_shard" not in jobs  # the cache is untouched
 
 
