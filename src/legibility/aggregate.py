@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control
 
-from . import metrics
+from . import IMAGING, metrics
 from .grid import INPUT_ORDER, comparator_inputs, model_name
 from .io import read_tsv
 from .seeds import derive_seed
@@ -239,7 +239,7 @@ def legibility_table(performance: pd.DataFrame, loaded: dict, settings: dict, se
         legible = models[models["legible"] == "yes"].assign(best=lambda t: t[["score", "baseline_score"]].max(axis=1))
         mixed = models[models["comparator"].notna()]  # cells of imaging and metadata
         adds = mixed[mixed["adds_to_metadata"] == "yes"].sort_values("delta_score", ascending=False)
-        brain = models[(models[["t1", "flair", "dwi", "connectivity", "mind"]] == "yes").any(axis=1)]
+        brain = models[(models[list(IMAGING)] == "yes").any(axis=1)]
         beyond = brain[brain["beats_confounds"] == "yes"].sort_values("confounds_delta_score", ascending=False)
         rows.append({
             "target": target, "target_type": target_type, "metric": metric, "chance": models["chance"].max(),

@@ -3,7 +3,7 @@
 import itertools
 from dataclasses import asdict, dataclass
 
-from . import BLOCKS, BOLD, CONFOUNDS, CONNECTIVITY, MIND, MODALITIES, VECTORS
+from . import BLOCKS, BOLD, CONFOUNDS, CONNECTIVITY, IMAGING, MIND, MODALITIES, VECTORS
 
 INPUT_ORDER = (*MODALITIES, CONNECTIVITY, MIND, *BLOCKS, CONFOUNDS)
 RESOURCE_KEYS = ("threads", "workers", "mem_mb", "runtime", "gpu", "without_images")  # change speed, not results
@@ -45,7 +45,7 @@ class ModelSpec:
     @property
     def imaging(self) -> tuple:
         """What it reads of the brain: images, connectivity, MIND."""
-        return tuple(i for i in self.inputs if i in MODALITIES or i in VECTORS)
+        return tuple(i for i in self.inputs if i in IMAGING)
 
     @property
     def reads_metadata(self) -> bool:
@@ -172,7 +172,7 @@ def comparator_inputs(inputs) -> dict:
     target's confounds alone (where the config declares confounds)."""
     blocks = tuple(i for i in inputs if i in BLOCKS)
     out = {}
-    if blocks and any(i in MODALITIES or i in VECTORS for i in inputs):
+    if blocks and any(i in IMAGING for i in inputs):
         out["metadata"] = blocks
     if CONFOUNDS not in inputs:
         out["confounds"] = (CONFOUNDS,)
