@@ -1,5 +1,7 @@
 """Inputs: discovery by path templates and phenotype-table validation with clear messages."""
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -92,8 +94,12 @@ def test_uk_biobank_layout_needs_only_other_templates(tmp_path):
     for eid in ("1000017", "1000025"):
         (tmp_path / eid / "T1").mkdir(parents=True)
         (tmp_path / eid / "T1" / "T1_brain.nii.gz").write_bytes(b"")
-    found, _ = discover(tmp_path, {"t1": "{subject}/T1/T1_brain.nii.gz"})
+    (tmp_path / "1000033").write_text("a stray file where a subject's folder would be")
+    stamps = {}
+    found, _ = discover(tmp_path, {"t1": "{subject}/T1/T1_brain.nii.gz"}, stamps=stamps)
     assert found == {s: {"t1": str(tmp_path / s / "T1" / "T1_brain.nii.gz")} for s in ("1000017", "1000025")}
+    # each found file's stamp, from the stat that found it: what reruns its QC
+    assert stamps == {p["t1"]: [os.stat(p["t1"]).st_mtime_ns, 0] for p in found.values()}
 
 
 def test_a_label_that_could_escape_the_dataset_is_rejected_and_listed(tmp_path):

@@ -64,7 +64,7 @@ def stamp(path):
     """[modification time in ns, size] of a file, None where it is missing: what reruns its QC."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except OSError:  # missing, or under something that is not a folder: as os.path.exists says
         return None
     return [st.st_mtime_ns, st.st_size]
 
