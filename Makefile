@@ -7,11 +7,13 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test report clean
 
-$(BIN)/.installed: requirements.lock pyproject.toml
+$(BIN)/.installed: requirements.lock requirements-nodeps.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: 2.13.0 from the CPU wheel where one is offered, else the CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements.lock
+	# without their declared dependencies (a GUI toolkit the workflow never uses; see the file)
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 

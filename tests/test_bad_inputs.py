@@ -135,8 +135,8 @@ def test_images_with_scalp_pass_qc_thanks_to_their_mask(study):
     assert len(structural) == 32 and (structural.status == "pass").all()  # 40 T1 and FLAIR, 8 broken
     assert all(m == str(path(study / "bids", s, "mask")) for s, m in zip(structural.subject, structural["mask"]))
     thresholds = yaml.safe_load((study / "results" / "config.yaml").read_text())["qc"]
-    for image in structural.path[:4]:  # without the mask, each keeps its scalp and fails
-        assert "skull" in qc.check_structural(image, thresholds)["reasons"]
+    for row in structural[:4].itertuples():  # without the mask, each keeps its scalp outside deepbet's
+        assert "skull" in qc.check_structural(row.path, thresholds, brain=study / row.brain_mask)["reasons"]
     sidecar = next((study / "results" / "preprocessed").rglob("*_T1w.json")).read_text()
     assert "desc-brain_mask" in sidecar  # the mask is among the derivative's sources
     description = yaml.safe_load((study / "results" / "preprocessed" / "dataset_description.json").read_text())

@@ -58,6 +58,7 @@ def two_subjects(tmp_path_factory, prepared):
         for row in rows:
             paths = {m: root / f"sub-{row.subject}_{m}.nii.gz" for m in ("t1", "flair", "dwi", "bold")}
             paths["confounds"] = root / f"sub-{row.subject}_desc-confounds_timeseries.tsv"
+            paths["t1_mask"] = root / f"sub-{row.subject}_desc-brain_mask.nii.gz"  # the generator's truth
             unstripped = {("002", "flair")}
             info = demo.make_subject(row, 11, paths, unstripped, prepared=prepared)
             out[run, row.subject] = (paths, info)
@@ -84,8 +85,9 @@ def test_images_vary_in_geometry_and_carry_effects(two_subjects, demo_config):
     # the older subject's MD is higher (diffusivity rises with age)
     md = {n: nib.load(p["dwi"]).get_fdata() for n, p in (("woman", woman), ("man", man))}
     assert np.median(md["man"][md["man"] > 0]) > 1.1 * np.median(md["woman"][md["woman"] > 0])
-    # the unstripped FLAIR keeps its skull and fails QC; orientations are not all RAS
-    assert qc.check_structural(man["flair"], thresholds)["status"] == "fail"
+    # the unstripped FLAIR keeps its skull outside the brain and fails QC; orientations are not all RAS
+    assert qc.check_structural(man["flair"], thresholds, brain=man["t1_mask"])["status"] == "fail"
+    assert qc.check_structural(man["t1"], thresholds, brain=man["t1_mask"])["status"] == "pass"
     codes = {"".join(nib.aff2axcodes(nib.load(p).affine)) for p in list(woman.values()) + list(man.values()) if p.name.endswith(".nii.gz")}
     assert codes != {"RAS"}
     bold = nib.load(man["bold"])

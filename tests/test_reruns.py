@@ -113,6 +113,7 @@ def small_demo(workdir):
     config["augment"]["copies"] = 1
     small = {"threads": 1, "mem_mb": 2000, "runtime": 30}
     config["training"].update(epochs=2, gpu=1, **small, without_images=small)
+    config["skullstrip"].update(mem_mb=2000, runtime=30)
     config["grid"] = [
         {"targets": ["sex", "age"], "input_sets": [["t1"]]},
         {"targets": ["age"], "input_sets": [["connectivity"]]},

@@ -1,4 +1,4 @@
-"""The real Snakemake workflow, end to end, on the default demo (about eight minutes on 2 cores).
+"""The real Snakemake workflow, end to end, on the default demo (about eleven minutes on 2 cores).
 
 This is exactly what the README's run command does after installing: the claims about the demo
 (QC catches every defect, sex and age are predicted, the negative control is not) are checked
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, planned_jobs, run_snakemake, validated
-from legibility import baseline, resample, template
+from legibility import baseline, demo, resample, template
 from legibility.grid import expand_grid
 from legibility.io import read_tsv
 
@@ -49,12 +49,41 @@ def test_nothing_to_do_after_a_complete_run(run):
 
 
 def test_qc_flags_exactly_the_defects_in_the_truth_file(run):
+    """The demo strips with deepbet: its images that keep their scalp pass once stripped, so
+    QC fails only the missing image and the moving BOLD series."""
     truth = json.loads((run / "results" / "demo" / "truth.json").read_text())
     qc = read_tsv(run / "results" / "qc.tsv")
     failed = set(zip(qc.loc[qc.status == "fail", "subject"], qc.loc[qc.status == "fail", "modality"]))
-    expected = {(d["subject"], d["modality"]) for d in truth["unstripped"] + truth["missing"] + truth["high_motion"]}
-    assert failed == expected
+    assert failed == {(d["subject"], d["modality"]) for d in truth["missing"] + truth["high_motion"]}
     assert len(qc) == len(truth["subjects"]) * 4
+    structural = qc[qc.modality.isin(["t1", "flair", "dwi"]) & (qc.status == "pass")]
+    assert (structural.outside_fraction < 0.01).all() and structural.tiv_ml.notna().all()
+
+
+def test_the_unstripped_heads_are_stripped_and_back_in_every_split(run):
+    """deepbet's masks of the heads with scalp match the generator's brains (Dice), their
+    stripped images are what QC passed and every later stage read, and their subjects are in
+    every target's split, none excluded."""
+    truth = json.loads((run / "results" / "demo" / "truth.json").read_text())
+    qc = read_tsv(run / "results" / "qc.tsv").set_index(["subject", "modality"])
+    splits = read_tsv(run / "results" / "splits.tsv")
+    for head in truth["unstripped"]:
+        subject, modality = head["subject"], head["modality"]
+        row = qc.loc[(subject, modality)]
+        assert row.status == "pass" and "desc-brain_" in row.path and row.path.startswith("results/skullstrip/")
+        _, brain = demo.with_true_brain(truth["seed"], len(truth["subjects"]), subject, "t1")
+        found = nib.load(run / row.brain_mask).get_fdata() > 0
+        inside = brain.get_fdata() > 0
+        assert 2 * (found & inside).sum() / (found.sum() + inside.sum()) > 0.92, subject
+        placed = splits[splits.subject == subject]
+        assert set(placed.target) == set(splits.target) and (placed.part != "excluded").all(), placed
+
+
+def test_unstripping_reruns_qc_and_what_follows_not_the_brain_masks(run):
+    jobs = planned(run, lambda c: c["skullstrip"].update(method="none"))
+    assert {"qc_shard", "register_shard", "qc_table", "preprocess_shard", "train"} <= set(jobs)
+    assert jobs["qc_shard"] == {f"shard={s:03d}" for s in range(4)}
+    assert not {"demo_cohort", "brain_mask_shard", "skullstrip_shard"} & set(jobs)
 
 
 def test_every_subjects_images_lie_on_one_mni_grid(run):
@@ -214,7 +243,7 @@ def test_changed_atlas_reruns_connectivity_and_its_models_only(run):
 def test_changed_registration_reruns_it_and_what_follows_not_qc_or_connectivity(run):
     jobs = planned(run, lambda c: c["registration"].update(levels_mm=[8, 4, 2]))
     assert {"register_shard", "qc_table", "preprocess_shard", "region_means_shard", "mind_shard", "augment_shard", "train"} <= set(jobs)
-    assert not {"demo_cohort", "qc_shard", "connectivity_shard", "atlas"} & set(jobs)
+    assert not {"demo_cohort", "brain_mask_shard", "skullstrip_shard", "qc_shard", "connectivity_shard", "atlas"} & set(jobs)
 
 
 def test_changed_statistics_rerun_the_tables_only(run):

@@ -479,6 +479,19 @@ def make_cohort(config: dict, paths: dict, participants_path, truth_path, worker
         tmp.write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
 
 
+def with_true_brain(seed: int, n_subjects: int, subject: str, modality: str, unstripped=True):
+    """(image, brain mask): a demo subject's image with its scalp and skull (or without), and
+    its brain mask before they were added, on the image's grid (a skull-stripper's truth)."""
+    subjects = plan(n_subjects, seed, 0)["subjects"]
+    rows = phenotypes(subjects, seed).assign(subject=subjects).replace("n/a", np.nan)
+    row = SimpleNamespace(**rows[rows.subject == subject].iloc[0].to_dict())
+    mni, _ = _prepared_template()
+    to_template, head_centre, _ = _subject_geometry(row, seed)
+    lesion = _lesion_map(mni, _lesions(row, seed, mni))
+    image, _, brain = _structural(modality, row, seed, mni, to_template, head_centre, lesion, unstripped, with_mask=True)
+    return image, brain
+
+
 _WORKER = {}
 
 

@@ -85,13 +85,18 @@ def _labels(root, pattern: str) -> dict:
     return {s: path_stamp for s, path_stamp in stamps.items() if path_stamp is not None}
 
 
+DERIVED = {"registration": "head_scale", "skullstrip": "tiv_ml"}  # source -> its QC table column
+
+
 def add_derived(phenotypes, variables: dict, qc_table) -> None:
-    """The variables with `source: registration`: each subject's head scale from the QC table
-    (its structural rows carry their registration's; NaN where none was registered)."""
-    head_scale = qc_table.groupby(qc_table["subject"].astype(str))["head_scale"].max()
+    """The variables derived from the images, from the QC table (whose structural rows carry
+    them; NaN where there is none): `source: registration`, each subject's head scale;
+    `source: skullstrip`, the intracranial volume of its learned brain mask."""
     for name, spec in variables.items():
-        if spec.get("source") == "registration":
-            phenotypes.values[name] = head_scale.reindex(phenotypes.values.index).astype(float)
+        column = DERIVED.get(spec.get("source", "table"))
+        if column:
+            values = qc_table.groupby(qc_table["subject"].astype(str))[column].max()
+            phenotypes.values[name] = values.reindex(phenotypes.values.index).astype(float)
 
 
 class Phenotypes:

@@ -1,12 +1,12 @@
 """Quality control: can an image be read, is it sane, and is a structural image brain-extracted?
 
 Every image gets metrics, a pass or fail and the reasons; nothing here raises on bad input.
-The skull-strip check places the MNI152 brain mask, dilated a little, on the image's foreground,
-matching centres of mass and (within limits) size: a brain-extracted image has almost no signal
-outside it, a head has its scalp there, and a head's foreground is far larger than a brain's.
+The brain-extraction check measures the share of an image's signal that lies outside its
+subject's learned brain mask (deepbet's, see skullstrip), widened by a few millimetres: a
+brain-extracted image has almost none there, a head has its scalp there. A mask found for each
+head measures every head alike, whatever its size, as a template scaled to the image cannot.
 """
 
-import functools
 from pathlib import Path
 
 import nibabel as nib
@@ -16,8 +16,7 @@ from scipy import ndimage
 from . import template
 
 FOREGROUND = 0.05  # share of the 99th percentile above which a voxel is foreground
-MARGIN_MM = 4.0
-SCALE_LIMITS = (0.8, 1.0)  # shrink the template to small brains; a head must not stretch it over its scalp
+MARGIN_MM = 4.0  # the learned mask's edge may sit a voxel or two inside the brain's
 
 
 def load(path, ndim):
@@ -45,6 +44,15 @@ def load_structural(path, mask=None):
     image, data = load(path, ndim=3)
     if mask is None:
         return image, data
+    inside = mask_on_grid(mask, image.affine, data.shape)
+    if not inside.any():
+        raise ValueError(f"brain mask {mask} is empty, or does not overlap the image")
+    return image, np.where(inside, data, np.float32(0))
+
+
+def mask_on_grid(mask, affine, shape):
+    """The brain mask at path `mask` as a boolean array on the grid (`affine`, `shape`) of an
+    image, through world coordinates; raises ValueError naming the mask when it is at fault."""
     if not Path(mask).exists():
         raise ValueError(f"brain mask {mask} does not exist")
     try:
@@ -52,18 +60,17 @@ def load_structural(path, mask=None):
     except ValueError as error:
         raise ValueError(f"brain mask {mask}: {error}") from None
     inside = mask_data > 0
-    if inside.shape != data.shape or not np.allclose(mask_image.affine, image.affine, atol=1e-3):
+    if inside.shape != tuple(shape) or not np.allclose(mask_image.affine, affine, atol=1e-3):
         from .resample import resample
 
-        inside = resample(inside.astype(np.float32), mask_image.affine, image.affine, data.shape, order=0) > 0.5
-    if not inside.any():
-        raise ValueError(f"brain mask {mask} is empty, or does not overlap the image")
-    return image, np.where(inside, data, np.float32(0))
+        inside = resample(inside.astype(np.float32), mask_image.affine, affine, tuple(shape), order=0) > 0.5
+    return inside
 
 
-def check_structural(path, thresholds: dict, mask=None) -> dict:
+def check_structural(path, thresholds: dict, mask=None, brain=None) -> dict:
     """Metrics and decision for a T1, FLAIR or diffusion map (multiplied by its brain mask,
-    where one is given)."""
+    where one is given); with `brain`, the subject's learned brain mask, the share of its signal
+    outside that mask too."""
     try:
         image, data = load_structural(path, mask)
     except ValueError as error:
@@ -77,23 +84,30 @@ def check_structural(path, thresholds: dict, mask=None) -> dict:
         reasons.append("image is empty (no positive voxel)")
         return _decision(metrics, reasons)
     foreground = data > FOREGROUND * np.percentile(positive, 99)
-    voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000
-    metrics["volume_ml"] = round(float(foreground.sum()) * voxel_ml, 1)
-    metrics["outside_fraction"] = round(_outside_fraction(data, foreground, image.affine, metrics["volume_ml"]), 4)
-    metrics.update(_extent(foreground, image.affine))
+    zooms = np.array(image.header.get_zooms()[:3], dtype=float)
+    metrics["volume_ml"] = round(float(foreground.sum() * zooms.prod()) / 1000, 1)
     metrics["boundary_ratio"] = round(_boundary_ratio(data, foreground), 3)
-    if metrics["volume_ml"] > thresholds["max_volume_ml"]:
-        reasons.append(f"foreground of {metrics['volume_ml']:.0f} ml is larger than a brain (max {thresholds['max_volume_ml']}): not skull-stripped?")
     if metrics["volume_ml"] < thresholds["min_volume_ml"]:
         reasons.append(f"foreground of {metrics['volume_ml']:.0f} ml is smaller than a brain (min {thresholds['min_volume_ml']})")
-    if max(metrics[f"extent_{axis}_mm"] for axis in "xyz") > thresholds["max_extent_mm"]:
-        reasons.append(f"foreground spans more than {thresholds['max_extent_mm']} mm, wider than a brain: not skull-stripped?")
-    if metrics["outside_fraction"] > thresholds["max_outside_fraction"]:
-        reasons.append(
-            f"{metrics['outside_fraction']:.1%} of the signal lies outside the brain "
-            f"(max {thresholds['max_outside_fraction']:.0%}): scalp or skull left?"
-        )
+    if brain is not None:
+        try:
+            inside = mask_on_grid(brain, image.affine, data.shape)
+        except ValueError as error:
+            return _decision(metrics, [*reasons, str(error)])
+        metrics["outside_fraction"] = round(outside_fraction(data, foreground, inside, zooms), 4)
+        if metrics["outside_fraction"] > thresholds["max_outside_fraction"]:
+            reasons.append(
+                f"{metrics['outside_fraction']:.1%} of the signal lies outside the brain "
+                f"(max {thresholds['max_outside_fraction']:.0%}): scalp or skull left?"
+            )
     return _decision(metrics, reasons)
+
+
+def outside_fraction(data, foreground, inside, zooms) -> float:
+    """Share of the foreground's signal farther than MARGIN_MM outside the brain mask `inside`."""
+    outside = ndimage.distance_transform_edt(~inside, sampling=zooms) > MARGIN_MM if inside.any() else np.ones_like(inside)
+    weights = np.where(foreground, data, 0)
+    return float(weights[outside].sum() / weights.sum())
 
 
 def check_bold(path, thresholds: dict, confounds=None) -> dict:
@@ -207,38 +221,6 @@ def _header(image, thresholds):
     return metrics, reasons
 
 
-@functools.lru_cache(maxsize=1)
-def _dilated_template():
-    mni = template.mni152(2)
-    brain = ndimage.binary_dilation(mni["brain"], iterations=int(MARGIN_MM / 2))
-    world = nib.affines.apply_affine(mni["affine"], np.argwhere(mni["brain"]))
-    volume_ml = mni["brain"].sum() * abs(np.linalg.det(mni["affine"][:3, :3])) / 1000
-    return brain, mni["affine"], world.mean(axis=0), volume_ml
-
-
-def _outside_fraction(data, foreground, affine, volume_ml, step=2):
-    """Share of foreground signal outside the dilated template brain placed on the image,
-    estimated on every `step`-th voxel along each axis (a share needs no more)."""
-    brain, mni_affine, brain_centre, brain_ml = _dilated_template()
-    scale = np.clip((volume_ml / brain_ml) ** (1 / 3), *SCALE_LIMITS)
-    voxels = np.argwhere(foreground[::step, ::step, ::step]) * step
-    weights = data[tuple(voxels.T)]
-    world = voxels @ affine[:3, :3].T + affine[:3, 3]
-    centre = (world * weights[:, None]).sum(axis=0) / weights.sum()
-    to_template = np.linalg.inv(mni_affine)
-    moved = ((world - centre) / scale + brain_centre) @ to_template[:3, :3].T + to_template[:3, 3]
-    inside = ndimage.map_coordinates(brain.astype(np.uint8), moved.T, order=0, mode="constant", cval=0) > 0
-    return float(weights[~inside].sum() / weights.sum())
-
-
-def _extent(foreground, affine):
-    """Size of the foreground along the world axes (left-right, front-back, up-down)."""
-    corners = np.argwhere(foreground)
-    world = nib.affines.apply_affine(affine, corners[:: max(1, len(corners) // 200000)])
-    size = world.max(axis=0) - world.min(axis=0)
-    return {f"extent_{axis}_mm": round(float(s), 1) for axis, s in zip("xyz", size)}
-
-
 def _boundary_ratio(data, foreground):
     """Mean intensity of the foreground's outer layer over the foreground median."""
     shell = foreground & ~ndimage.binary_erosion(foreground, iterations=2)
@@ -256,17 +238,21 @@ def _coverage(foreground, affine):
 
 QC_COLUMNS = [
     "subject", "modality", "status", "reasons", "path", "mask", "shape", "voxel_mm", "orientation",
-    "anisotropy", "fov_min_mm", "volume_ml", "outside_fraction", "extent_x_mm", "extent_y_mm",
-    "extent_z_mm", "boundary_ratio", "n_volumes", "tr_s", "brain_coverage", "mean_fd_mm",
+    "anisotropy", "fov_min_mm", "volume_ml", "outside_fraction", "brain_mask", "tiv_ml",
+    "boundary_ratio", "n_volumes", "tr_s", "brain_coverage", "mean_fd_mm",
     "high_motion_fraction", "volumes_after_censoring",
 ]  # fmt: skip
 
 
-def check_subject(subject, paths: dict, expected, thresholds: dict) -> list:
-    """QC rows for every expected modality of a subject; an absent file is a failed row."""
+def check_subject(subject, paths: dict, expected, thresholds: dict, brain=None, stripped=None) -> list:
+    """QC rows for every expected modality of a subject; an absent file is a failed row.
+    `brain`: the subject's learned brain mask (its row of skullstrip.run_shard's table), which a
+    structural image's signal must not leave, and which must itself have passed its checks;
+    `stripped`: {modality: path} of its brain-extracted images, checked instead of the originals."""
+    stripped = stripped or {}
     rows = []
     for modality in expected:
-        path = paths.get(modality)
+        path = stripped.get(modality) or paths.get(modality)
         if path is None:
             row = {"status": "fail", "reasons": f"no {modality} image found for this subject"}
         elif modality == "bold":
@@ -275,20 +261,39 @@ def check_subject(subject, paths: dict, expected, thresholds: dict) -> list:
             row = check_connectome(path)
         else:
             mask = paths.get(f"{modality}_mask")
-            row = {"mask": mask, **check_structural(path, thresholds, mask)}
+            row = {"mask": mask, **check_structural(path, thresholds, mask, brain["mask"] if brain else None)}
+            if brain is not None:
+                row["brain_mask"] = brain["mask"]
+                if brain["status"] == "pass":
+                    row["tiv_ml"] = brain["tiv_ml"]
+                else:  # a failed stripping fails the images it came from, and those it would have masked
+                    own = [r for r in brain["reasons"].split("; ") if r.startswith(f"{modality}: ")]
+                    why = own[0].split(": ", 1)[1] if own else f"no brain mask ({brain['reasons']})"
+                    row = {**row, "status": "fail", "reasons": "; ".join(filter(None, [row.get("reasons"), why]))}
         rows.append({"subject": subject, "modality": modality, "path": str(path or ""), **row})
     return rows
 
 
-def run_shard(images: dict, expected, thresholds: dict, montage_dir=None):
-    """QC table of a shard (`images`: subject -> {modality: path}); with `montage_dir`, a
-    montage PNG of every failed image there is, named sub-<id>_<modality>.png."""
+def run_shard(images: dict, expected, thresholds: dict, montage_dir=None, brain=None, strip=None):
+    """QC table of a shard (`images`: subject -> {modality: path}); `brain`: the shard's learned
+    brain masks (skullstrip.run_shard's table); `strip`: {folder, modalities} where the workflow
+    strips, whose brain-extracted images are checked (and read by every later stage) in place
+    of the originals. With `montage_dir`, a montage PNG of every failed image there is, named
+    sub-<id>_<modality>.png (with the learned brain mask's outline over it)."""
     import logging
 
     import pandas as pd
 
+    from .skullstrip import stripped_path
+
     log = logging.getLogger("legibility.qc")
-    rows = [row for subject in sorted(images) for row in check_subject(subject, images[subject], expected, thresholds)]
+    masks = {} if brain is None else {str(r["subject"]): {**r, "mask": r["mask"] if isinstance(r["mask"], str) and r["mask"] else None}
+                                      for r in brain.to_dict("records")}  # fmt: skip
+    rows = []
+    for subject in sorted(images):
+        made = {m: stripped_path(strip["folder"], subject, m) for m in (strip or {}).get("modalities", ())}
+        made = {m: p for m, p in made.items() if m in images[subject] and Path(p).exists()}
+        rows += check_subject(subject, images[subject], expected, thresholds, masks.get(subject), made)
     for row in rows:
         if row["status"] != "fail":
             continue
@@ -302,8 +307,21 @@ def run_shard(images: dict, expected, thresholds: dict, montage_dir=None):
     return pd.DataFrame(rows).reindex(columns=QC_COLUMNS)
 
 
+def checked_images(table, images: dict) -> dict:
+    """`images` with each structural image's path as QC checked it: the brain-extracted one
+    where the workflow strips, which is what every later stage reads."""
+    from . import MODALITIES
+
+    out = {s: dict(files) for s, files in images.items()}
+    for row in table[table["modality"].isin(MODALITIES)].itertuples():
+        if isinstance(row.path, str) and row.path and str(row.subject) in out:
+            out[str(row.subject)][row.modality] = row.path
+    return out
+
+
 def montage(row):
-    """Three orthogonal slices through the image (its first volume), with the QC verdict."""
+    """Three orthogonal slices through the image (its first volume), with the QC verdict and,
+    in red, the outline of the subject's learned brain mask where there is one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,12 +331,21 @@ def montage(row):
     for ax in axes:
         ax.axis("off")
     try:
-        image = nib.as_closest_canonical(nib.load(row["path"]))
+        raw = nib.load(row["path"])
+        image = nib.as_closest_canonical(raw)
         data = np.asanyarray(image.dataobj, dtype=np.float32)
         data = np.nan_to_num(data[..., 0] if data.ndim == 4 else data.reshape(data.shape[:3]))
         high = np.percentile(data, 99.5) or 1.0
-        for ax, view in zip(axes, (data[data.shape[0] // 2], data[:, data.shape[1] // 2], data[:, :, data.shape[2] // 2])):
-            ax.imshow(np.rot90(view), cmap="gray", vmin=0, vmax=high)
+        brain = None
+        if isinstance(row.get("brain_mask"), str) and row["brain_mask"]:
+            inside = mask_on_grid(row["brain_mask"], raw.affine, raw.shape[:3]).astype(np.uint8)
+            brain = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(inside, raw.affine)).dataobj)
+        for axis, ax in enumerate(axes):
+            middle = [slice(None)] * 3
+            middle[axis] = data.shape[axis] // 2
+            ax.imshow(np.rot90(data[tuple(middle)]), cmap="gray", vmin=0, vmax=high)
+            if brain is not None and brain[tuple(middle)].any():
+                ax.contour(np.rot90(brain[tuple(middle)]), levels=[0.5], colors="red", linewidths=0.8)
     except Exception as error:  # unreadable: the montage says so
         axes[1].text(0.5, 0.5, f"cannot be shown:\n{type(error).__name__}", ha="center", va="center")
     title = f"sub-{row['subject']} {row['modality']}: FAIL\n{row['reasons']}"
@@ -327,9 +354,9 @@ def montage(row):
 
 
 PANELS = [  # metric, axis label, threshold keys (low, high)
-    ("volume_ml", "foreground volume (ml)", ("min_volume_ml", "max_volume_ml")),
-    ("outside_fraction", "signal outside the brain", (None, "max_outside_fraction")),
-    ("extent_max_mm", "largest extent (mm)", (None, "max_extent_mm")),
+    ("volume_ml", "foreground volume (ml)", ("min_volume_ml", None)),
+    ("outside_fraction", "signal outside the learned brain mask", (None, "max_outside_fraction")),
+    ("tiv_ml", "intracranial volume of the brain mask (ml)", (None, None)),
     ("anisotropy", "voxel anisotropy", (None, "max_anisotropy")),
     ("brain_coverage", "BOLD coverage of the MNI brain", ("bold_min_coverage", None)),
     ("mean_fd_mm", "BOLD mean framewise displacement (mm)", (None, "bold_max_mean_fd")),
@@ -345,7 +372,6 @@ def figure(table, thresholds: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = table.assign(extent_max_mm=table[["extent_x_mm", "extent_y_mm", "extent_z_mm"]].max(axis=1))
     fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
     for ax, (column, label, (low, high)) in zip(axes.ravel(), PANELS):
         values = table.reindex(columns=[column, "status"]).dropna()

@@ -60,12 +60,15 @@ if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resol
     raise WorkflowError(f"mind.resolution {config['mind']['resolution']} is not one of preprocess.resolutions {config['preprocess']['resolutions']}")
 
 REGISTRATION = {**config["registration"], "space": config["inputs"]["space"]}
+# what the learned brain mask depends on (not skullstrip.method: QC reads it either way)
+BRAIN_MASK = {k: config["skullstrip"][k] for k in ("threshold", "mask_ml")}
+STRIPS = config["skullstrip"]["method"] == "deepbet"
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
 SPLIT = splits.settings_of(config)  # stratified by the site too, where one is declared
 _derived = sorted({spec.target for spec in SPECS.values()} | set(SPLIT["stratify_by"]))
-_derived = [n for n in _derived if config["phenotypes"]["variables"].get(n, {}).get("source") == "registration"]
+_derived = [n for n in _derived if config["phenotypes"]["variables"].get(n, {}).get("source", "table") != "table"]
 if _derived:
-    raise WorkflowError(f"{', '.join(_derived)}: a variable from registration (source: registration) is a feature, not a target or stratum")
+    raise WorkflowError(f"{', '.join(_derived)}: a variable derived from the images (source: registration or skullstrip) is a feature, not a target or stratum")
 _unknown = sorted(set(config["split"]["stratify_by"]) - set(config["phenotypes"]["variables"]))
 if _unknown:
     raise WorkflowError(f"split.stratify_by: {', '.join(_unknown)} not among phenotypes.variables")
@@ -104,6 +107,20 @@ def cohort_files(wildcards):
     (at UK Biobank scale, 95,000 of them would slow every DAG build several-fold): each QC job
     carries its files' `stamps` instead, and whatever reads images follows QC."""
     return [rules.demo_cohort.output.truth] if config["demo"]["enabled"] else []
+
+
+@per_job
+def qc_inputs(wildcards):
+    files = {"cohort": cohort_files(wildcards), "brain": f"results/brain/shard-{wildcards.shard}.tsv"}
+    if STRIPS:
+        files["stripped"] = f"results/skullstrip/shard-{wildcards.shard}"
+    return files
+
+
+@per_job
+def qc_strip(wildcards):
+    """Where the brain-extracted images QC checks instead of the originals are (None: nowhere)."""
+    return {"folder": f"results/skullstrip/shard-{wildcards.shard}", "modalities": config["skullstrip"]["modalities"]} if STRIPS else None
 
 
 @per_job
@@ -146,8 +163,8 @@ def train_inputs(wildcards):
 def _train_inputs(model, fold):
     spec = SPECS[model]
     files = {"split": f"results/splits/target-{spec.target}.tsv", "phenotypes": config["phenotypes"]["path"]}
-    if any(v.get("source") == "registration" for v in _model_variables(model).values()):
-        files["qc"] = "results/qc.tsv"  # the head scale registration found
+    if any(v.get("source", "table") != "table" for v in _model_variables(model).values()):
+        files["qc"] = "results/qc.tsv"  # the head scale registration found, the brain mask's volume
     if spec.images:  # the preprocessed and augmented images and their region means
         files["images"] = f"results/training_inputs/images_res-{spec.resolution}.json"
     if spec.uses_connectivity:  # tangent space: around the mean of this fold's training subjects

@@ -1,9 +1,60 @@
 # Quality control of every image: readable, sane, brain-extracted; failures are listed, not dropped.
 
 
-rule qc_shard:
+# deepbet's brain mask of each subject's first structural image: QC's brain-extraction check
+# reads it whatever skullstrip.method says, so changing the method never reruns this
+rule brain_mask_shard:
     input:
         cohort_files,
+    output:
+        table="results/brain/shard-{shard}.tsv",
+        masks=directory("results/brain/shard-{shard}"),
+    params:
+        images=shard_images,
+        stamps=shard_stamps,
+        settings=BRAIN_MASK,
+    threads: config["skullstrip"]["threads"]
+    resources:
+        gpu=config["skullstrip"]["gpu"],  # as training: on a GPU where there is one
+        mem_mb=config["skullstrip"]["mem_mb"],
+        runtime=config["skullstrip"]["runtime"],
+    priority: 1  # as preprocessing, which follows it
+    log:
+        "logs/brain/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/brain/shard-{shard}.tsv"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/brain_mask_shard.py"
+
+
+# skullstrip.method: deepbet -- the configured modalities, brain-extracted with that mask
+rule skullstrip_shard:
+    input:
+        table="results/brain/shard-{shard}.tsv",
+        masks="results/brain/shard-{shard}",
+    output:
+        directory("results/skullstrip/shard-{shard}"),
+    params:
+        images=shard_images,
+        settings=BRAIN_MASK | {"modalities": config["skullstrip"]["modalities"]},
+    priority: 1
+    log:
+        "logs/skullstrip/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/skullstrip/shard-{shard}.tsv"
+    group:
+        "shard"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/skullstrip_shard.py"
+
+
+rule qc_shard:
+    input:
+        unpack(qc_inputs),
     output:
         table="results/qc/shard-{shard}.tsv",
         montages=report(
@@ -18,6 +69,7 @@ rule qc_shard:
         stamps=shard_stamps,
         expected=EXPECTED,
         thresholds=QC_THRESHOLDS,
+        strip=qc_strip,
     priority: 1  # as preprocessing, which follows it
     log:
         "logs/qc/shard-{shard}.log",
