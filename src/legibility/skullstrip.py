@@ -83,7 +83,7 @@ def brain_mask(bet, path, settings: dict):
     return mask, {"tiv_ml": round(float(tiv), 1), "components": components, "reasons": "; ".join(reasons)}
 
 
-def run_shard(images: dict, settings: dict, folder) -> "pd.DataFrame":
+def run_shard(images: dict, settings: dict, folder):
     """The learned brain mask of every subject of a shard (`images`: subject -> {modality:
     path}), from its first structural image whose mask passes its checks (a T1 that cannot be
     read leaves its FLAIR's), written into `folder` with a JSON sidecar; a table of them
