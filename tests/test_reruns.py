@@ -153,22 +153,14 @@ def differences(first, second) -> list:
     return differ
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("local")
+def on_slurm(workdir):
+    """The small demo through the README's cluster profile, on the test cluster."""
     small_demo(workdir)
-    run_snakemake(workdir)
-    return workdir
-
-
-def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster, local_run, tmp_path):
-    on_slurm = tmp_path
-    small_demo(on_slurm)
     # the README's cluster command; partitions come from profiles/slurm/partitions.yaml (the
     # test cluster's are named cpu and gpu, as there)
     assert CLUSTER_COMMAND in (ROOT / "README.md").read_text().splitlines()
     run_snakemake(
-        on_slurm, "--profile", str(ROOT / "profiles" / "slurm"),
+        workdir, "--profile", str(ROOT / "profiles" / "slurm"),
         # a test cluster: no accounts, no accounting database, quick status checks
         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
         "--seconds-between-status-checks", "2", "--latency-wait", "5",
@@ -176,16 +168,51 @@ def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster,
         "--default-resources", "mem_mb=1000", "runtime=30", "--set-resources", "demo_cohort:mem_mb=2000", "--set-threads", "demo_cohort=2",
         cores=None,
     )  # fmt: skip
-    scheduler = {m: json.loads((on_slurm / "results" / "models" / m / "holdout" / "metrics.json").read_text())["provenance"]["scheduler"]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def reference(request, tmp_path_factory):
+    """A run never killed: on the test cluster where there is one (the killed local run is then
+    compared with it, and the cluster's run with a local one), else locally. Two runs of the
+    small demo, not three: each costs minutes."""
+    workdir = tmp_path_factory.mktemp("reference")
+    try:
+        request.getfixturevalue("cluster")
+    except pytest.skip.Exception:
+        small_demo(workdir)
+        run_snakemake(workdir)
+        return workdir
+    return on_slurm(workdir)
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory):
+    """A clean run from an empty folder, SIGKILLed twice (mid-resampling and mid-training), each
+    time leaving no partial file, and finished."""
+    workdir = tmp_path_factory.mktemp("killed")
+    small_demo(workdir)
+    kill_when(workdir, "logs/preprocess/shard-*.log", "preprocessed sub-")  # mid-resampling
+    assert_no_partial_file(workdir)
+    kill_when(workdir, "logs/train/sex__t1__64/holdout.log", "epoch 1/")  # mid-training (the rerun resumes)
+    assert_no_partial_file(workdir)
+    assert not (workdir / "results" / "models" / "sex__t1__64" / "holdout" / "metrics.json").exists()
+    run_snakemake(workdir, "--unlock")
+    run_snakemake(workdir)  # the default profile reruns incomplete jobs
+    return workdir
+
+
+def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster, reference, killed_run):
+    scheduler = {m: json.loads((reference / "results" / "models" / m / "holdout" / "metrics.json").read_text())["provenance"]["scheduler"]
                  for m in ("sex__t1__64", "age__t1__64", "age__connectivity", "sex__serology")}  # fmt: skip
     for model in ("sex__t1__64", "age__t1__64"):  # image models: a GPU each, in the GPU partition
         assert scheduler[model].get("SLURM_GPUS_ON_NODE") == "1" and scheduler[model]["SLURM_JOB_PARTITION"] == "gpu"
     for model in ("age__connectivity", "sex__serology"):  # no GPU, in the CPU partition
         assert "SLURM_GPUS_ON_NODE" not in scheduler[model] and scheduler[model]["SLURM_JOB_PARTITION"] == "cpu"
     # no global GPU limit: the two image models trained at the same time, a GPU each
-    (start_a, end_a), (start_b, end_b) = (log_span(on_slurm / "logs" / "train" / m / "holdout.log") for m in ("sex__t1__64", "age__t1__64"))
+    (start_a, end_a), (start_b, end_b) = (log_span(reference / "logs" / "train" / m / "holdout.log") for m in ("sex__t1__64", "age__t1__64"))
     assert start_a < end_b and start_b < end_a, "the two image models' training did not overlap"
-    assert differences(local_run, on_slurm) == []  # the same results as a local run, to the byte
+    assert differences(killed_run, reference) == []  # the same results as a local run, to the byte
 
 
 def log_span(path):
@@ -228,15 +255,7 @@ def assert_no_partial_file(workdir):
             read_tsv(path)
 
 
-def test_jobs_killed_mid_way_leave_nothing_partial_and_the_rerun_gives_the_same_bytes(local_run, tmp_path):
-    """A clean run from an empty folder, SIGKILLed twice (mid-resampling and mid-training) and
-    finished: it leaves no partial file, and its results equal the uninterrupted run's to the byte."""
-    small_demo(tmp_path)
-    kill_when(tmp_path, "logs/preprocess/shard-*.log", "preprocessed sub-")  # mid-resampling
-    assert_no_partial_file(tmp_path)
-    kill_when(tmp_path, "logs/train/sex__t1__64/holdout.log", "epoch 1/")  # mid-training (the rerun resumes)
-    assert_no_partial_file(tmp_path)
-    assert not (tmp_path / "results" / "models" / "sex__t1__64" / "holdout" / "metrics.json").exists()
-    run_snakemake(tmp_path, "--unlock")
-    run_snakemake(tmp_path)  # the default profile reruns incomplete jobs
-    assert differences(local_run, tmp_path) == []  # the same bytes as a run never killed
+def test_jobs_killed_mid_way_leave_nothing_partial_and_the_rerun_gives_the_same_bytes(killed_run, reference):
+    """The killed and finished run (its fixture checks that no kill left a partial file) equals
+    a run never killed, to the byte."""
+    assert differences(reference, killed_run) == []

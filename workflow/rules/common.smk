@@ -61,7 +61,7 @@ if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resol
 
 REGISTRATION = {**config["registration"], "space": config["inputs"]["space"]}
 # what the learned brain mask depends on (not skullstrip.method: QC reads it either way)
-BRAIN_MASK = {k: config["skullstrip"][k] for k in ("threshold", "mask_ml")}
+BRAIN_MASK = {k: config["skullstrip"][k] for k in ("threshold", "mask_ml", "input_size")}
 STRIPS = config["skullstrip"]["method"] == "deepbet"
 SHARDS = {f"{k:03d}": members for k, members in shards.members(SUBJECTS, config["shards"]).items()}
 SPLIT = splits.settings_of(config)  # stratified by the site too, where one is declared
