@@ -5,7 +5,7 @@
 #   snakemake --configfile config/my_study.yaml --cores all    your own data
 #   snakemake --profile profiles/slurm                     the same DAG on a SLURM cluster
 #
-# Data flow: inputs -> qc -> preprocess -> augment / connectivity -> split -> train -> aggregate
+# Data flow: inputs -> qc -> preprocess -> augment / connectivity -> split -> train -> aggregate -> analysis
 
 
 # The demo's settings apply only when no --configfile is given: a user's file is their whole
@@ -25,6 +25,7 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/provenance.smk"
 
 
@@ -40,6 +41,7 @@ localrules:
     image_inputs,
     connectivity_index,
     mind_index,
+    dashboard,
 
 
 rule all:
@@ -50,6 +52,8 @@ rule all:
         "results/performance.tsv",
         "results/legibility.tsv",
         "results/performance_grid.png",
+        "results/dashboard.html",
+        *(f"results/{path}" for path in ANALYSIS_FIGURES.values()),
         *(["results/connectivity/group_mean.png"] if CONNECTIVITY_FROM in EXPECTED else []),
         *(["results/mind/group_mean.png"] if USES_MIND else []),
         *(["results/preprocessed/dataset_description.json"] if RESOLUTIONS or USES_MIND else []),

@@ -7,6 +7,8 @@ on the demo itself.
 
 import json
 import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import nibabel as nib
 import numpy as np
@@ -215,13 +217,16 @@ def trained(*models):
     return {f"model={m}, fold=holdout" for m in models}
 
 
+ANALYSES = {"domain_effects", "target_network", "training_cost", "dashboard"}  # what follows the tables
+
+
 def image_models(run):
     return trained(*(m.name for m in (run / "results" / "models").iterdir() if "__64" in m.name))
 
 
 def test_changed_augmentation_reruns_the_cache_and_image_models_only(run):
     jobs = planned(run, lambda c: c["augment"].update(rotate_deg=7))
-    assert set(jobs) == {"augment_shard", "augment_index", "image_inputs", "train", "performance", "effective_config", "all"}
+    assert set(jobs) == {"augment_shard", "augment_index", "image_inputs", "train", "performance", "effective_config", "all", *ANALYSES}
     assert jobs["train"] == image_models(run)
 
 
@@ -231,13 +236,14 @@ def test_one_targets_learning_rate_reruns_its_models_only(run):
         config["grid"] = [e for e in config["grid"] if e["targets"] != ["smoking"] or "training" in e]
 
     jobs = planned(run, change)
-    assert set(jobs) == {"train", "performance", "effective_config", "all"}
+    assert set(jobs) == {"train", "performance", "effective_config", "all", *ANALYSES}
     assert jobs["train"] == trained("smoking__constitutional+disease")
 
 
 def test_changed_atlas_reruns_connectivity_and_its_models_only(run):
     jobs = planned(run, lambda c: c["atlas"].update(n_regions=32))
-    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "effective_config", "all"}
+    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "effective_config", "all",
+                         *ANALYSES}  # fmt: skip
     assert jobs["train"] == trained(*(m.name for m in (run / "results" / "models").iterdir() if "connectivity" in m.name))
 
 
@@ -249,19 +255,100 @@ def test_changed_registration_reruns_it_and_what_follows_not_qc_or_connectivity(
 
 def test_changed_statistics_rerun_the_tables_only(run):
     jobs = planned(run, lambda c: c.update(statistics={"permutations": 999}))
-    assert set(jobs) == {"performance", "effective_config", "all"}
+    assert set(jobs) == {"performance", "effective_config", "all", *ANALYSES}
+
+
+def test_changed_analysis_settings_rerun_the_analyses_only(run):
+    jobs = planned(run, lambda c: c.update(analysis={"edge_share": 0.5, "confidence": 0.9}))
+    assert set(jobs) == {"target_network", "training_cost", "dashboard", "effective_config", "all"}
 
 
 def test_a_new_target_trains_only_its_models(run):
     jobs = planned(run, lambda c: c["grid"].append({"targets": ["bmi"], "input_sets": [["t1"], ["serology"]]}))
-    assert set(jobs) == {"target_split", "splits_table", "train", "performance", "effective_config", "all"}
+    assert set(jobs) == {"target_split", "splits_table", "train", "performance", "effective_config", "all", *ANALYSES}
     assert jobs["train"] == trained("bmi__t1__64", "bmi__serology", "bmi__confounds")  # its comparator too
     assert "augment_shard" not in jobs  # the cache is untouched
 
 
 def test_report(run):
-    run_snakemake(run, "--report", str(run / "report.html"))
-    assert (run / "report.html").stat().st_size > 10_000
+    run_snakemake(run, "--report", str(run / "report.zip"))
+    import zipfile
+
+    names = zipfile.ZipFile(run / "report.zip").namelist()
+    for figure in ("domain_effects.png", "target_network.png", "training_cost.png", "mean_images.png", "performance_grid.png"):
+        assert any(n.endswith(figure) for n in names), figure
+
+
+def test_the_analyses_of_the_demos_grid(run):
+    """The demo's grid is too small for some analyses: they say so rather than fail."""
+    analysis = run / "results" / "analysis"
+    effects = read_tsv(analysis / "domain_effects.tsv")
+    assert set(effects.domain) == {"constitutional", "serology", "psychology", "disease"}
+    fitted = effects[effects.term.notna()]
+    assert set(fitted.domain) == {"constitutional", "psychology"} and np.isfinite(fitted[["coef", "se", "p_value"]]).all(axis=None)
+    assert "needs two" in effects.loc[effects.domain == "disease", "note"].iloc[0]  # hypertension alone
+    mi = read_tsv(analysis / "mutual_information.tsv").set_index("target")
+    assert sorted(mi.index) == sorted(mi.columns) == sorted(read_tsv(run / "results" / "legibility.tsv").target)
+    # the demo's hypertension follows age and BMI: of its pairs, age is the strongest
+    assert mi.loc["hypertension"].drop("hypertension").idxmax() == "age"
+    cost = read_tsv(analysis / "training_cost.tsv")
+    assert cost.jobs.sum() == len(read_tsv(run / "results" / "performance.tsv")) and (cost.device_hours > 0).all()
+    means = sorted(p.name for p in (analysis / "mean_images").iterdir())
+    assert means == ["mean_res-64_FLAIR.nii.gz", "mean_res-64_MD.nii.gz", "mean_res-64_T1w.nii.gz"]
+    t1 = nib.load(analysis / "mean_images" / "mean_res-64_T1w.nii.gz")
+    np.testing.assert_allclose(t1.affine, resample.mni_grid(64, 192), atol=1e-5)
+
+
+def test_the_dashboard_in_headless_chromium(run, tmp_path):
+    """The demo's dashboard in a real browser with no network: no console error, its rows are
+    legibility.tsv's, hovering a target shows its best model and inputs, clicking it lists its
+    models with performance.tsv's scores, and the links lead to files that exist."""
+    missing = [b for b in ("chromium", "chromedriver") if shutil.which(b) is None]
+    if missing:
+        pytest.skip(f"no {' or '.join(missing)} here: apt-get install chromium chromium-driver, as .ci/run does")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make install installs it)")
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9", "--window-size=1400,900"):
+        options.add_argument(argument)  # every request that leaves the file would fail at the dead proxy, and log an error
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
+    try:
+        driver.get((run / "results" / "dashboard.html").as_uri())
+        legibility = read_tsv(run / "results" / "legibility.tsv").set_index("target")
+        performance = read_tsv(run / "results" / "performance.tsv")
+        rows = driver.find_elements(By.CSS_SELECTOR, "tr.target")
+        assert [r.get_attribute("data-target") for r in rows] == list(legibility.index)
+        for row in rows:
+            shown = {c.get_attribute("data-column"): c for c in row.find_elements(By.TAG_NAME, "td")}
+            assert shown["verdict"].text == legibility.loc[row.get_attribute("data-target"), "verdict"]
+        target = "age"
+        best = performance[(performance.target == target) & (performance.cell == legibility.loc[target, "best_input_set"])].iloc[0]
+        row = driver.find_element(By.CSS_SELECTOR, f'tr.target[data-target="{target}"]')
+        webdriver.ActionChains(driver).move_to_element(row).perform()
+        tooltip = driver.find_element(By.ID, "tooltip")
+        assert tooltip.is_displayed() and f"best model {best.model}" in tooltip.text
+        assert all(i in tooltip.text for i in ("t1", "flair", "dwi") if best[i] == "yes")
+        row.click()
+        listed = driver.find_elements(By.CSS_SELECTOR, "#models tr[data-model]")
+        expected = performance[performance.target == target].set_index("model")
+        assert sorted(r.get_attribute("data-model") for r in listed) == sorted(expected.index)
+        for r in listed:
+            values = {c.get_attribute("data-column"): c.get_attribute("data-value") for c in r.find_elements(By.CSS_SELECTOR, "td[data-column]")}
+            model = expected.loc[r.get_attribute("data-model")]
+            assert float(values["score"]) == pytest.approx(model.score) and float(values["ci_low"]) == pytest.approx(model.ci_low)
+            for link in r.find_elements(By.TAG_NAME, "a"):
+                assert Path(unquote(urlparse(link.get_attribute("href")).path)).exists(), link.get_attribute("href")
+        driver.save_screenshot(str(tmp_path / "dashboard.png"))
+        assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+        resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert all(r.startswith("file:") for r in resources), resources
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()
 
 
 def test_lint_is_clean():

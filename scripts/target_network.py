@@ -1,0 +1,22 @@
+"""The network of targets: their mutual information (training subjects only) and how alike
+their score profiles are across input sets."""
+
+from legibility import analysis, jobs
+from legibility.inputs import add_derived, read_phenotypes
+from legibility.io import read_tsv, save_figure, write_tsv
+
+jobs.log_to(snakemake.log[0])
+params = snakemake.params
+phenotypes = read_phenotypes(params.phenotypes["path"], params.phenotypes["subject_column"], params.phenotypes["strip_prefix"], params.variables)
+add_derived(phenotypes, params.variables, read_tsv(snakemake.input.qc))
+targets = sorted(params.variables)
+types = {t: params.variables[t]["type"] for t in targets}
+mi = analysis.mutual_information(phenotypes.values[targets], types, read_tsv(snakemake.input.splits), params.folds, params.n_folds,
+                                 params.settings["mi_neighbors"], params.seed)  # fmt: skip
+performance, legibility = read_tsv(snakemake.input.performance), read_tsv(snakemake.input.legibility)
+similarity = analysis.profile_similarity(performance)
+best = analysis.skill(legibility).set_axis(legibility["target"])  # each target's best score, above chance
+share = params.settings["edge_share"]
+write_tsv(snakemake.output.mutual_information, mi.rename_axis("target").reset_index())
+write_tsv(snakemake.output.table, analysis.network_table(mi, similarity, best, share))
+save_figure(snakemake.output.figure, analysis.network_figure(mi, similarity, best, share, params.seed))
