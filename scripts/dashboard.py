@@ -1,5 +1,6 @@
 """results/dashboard.html, one self-contained page to explore the grid."""
 
+import logging
 import json
 from pathlib import Path
 
@@ -13,5 +14,6 @@ for path in map(Path, snakemake.input.metrics):  # each model's first fold
     read[metrics["model"]] = metrics["variables_read"]
     weights[metrics["model"]] = f"models/{metrics['model']}/{path.parent.name}/model.pt"
 page = dashboard.build(read_tsv(snakemake.input.performance), read_tsv(snakemake.input.legibility), read, weights, snakemake.params.figures)
+logging.info("dashboard of %d models", len(read))
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(page)

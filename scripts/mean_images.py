@@ -1,5 +1,6 @@
 """The cohort's mean T1, FLAIR and MD on the common MNI grid, from the packed preprocessed cubes."""
 
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -10,6 +11,7 @@ from legibility.io import read_tsv, save_figure, save_nifti
 jobs.log_to(snakemake.log[0])
 params = snakemake.params
 means, counts = analysis.mean_images(snakemake.input.arrays, [read_tsv(t) for t in snakemake.input.tables])
+logging.info("mean images: %s", counts)
 affine = resample.mni_grid(params.resolution, params.fov_mm)
 folder = Path(snakemake.output.images)
 folder.mkdir(parents=True, exist_ok=True)

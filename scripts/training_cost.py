@@ -1,6 +1,7 @@
 """Training cost per input set, from each job's metrics.json (wall time, device, threads) and
 its Snakemake benchmark (peak memory)."""
 
+import logging
 import json
 from pathlib import Path
 
@@ -20,5 +21,6 @@ for metrics_path, benchmark_path in zip(snakemake.input.metrics, snakemake.input
                  "max_rss_mb": benchmark["max_rss"]})  # fmt: skip
 runs = pd.DataFrame(runs)
 costs = analysis.cost_table(runs, snakemake.params.confidence)
+logging.info("%d training jobs, %.2f device hours", len(runs), costs["device_hours"].sum())
 write_tsv(snakemake.output.table, costs)
 save_figure(snakemake.output.figure, analysis.cost_figure(runs, costs, snakemake.params.seed))

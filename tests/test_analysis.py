@@ -69,6 +69,8 @@ def splits_of(subjects, targets, test_every=5):
 
 
 def test_dependent_targets_get_the_strongest_edge_from_training_subjects_only():
+    """Two dependent targets among independent ones: their MI is the strongest, beyond every
+    permutation, the others within chance; and only training subjects are read."""
     draw = np.random.default_rng(1)
     subjects = [f"{i:03d}" for i in range(300)]
     a = draw.normal(size=300)
@@ -76,15 +78,18 @@ def test_dependent_targets_get_the_strongest_edge_from_training_subjects_only():
                           index=subjects)  # fmt: skip
     types = {"a": "continuous", "b": "continuous", "c": "continuous", "d": "binary"}
     splits = splits_of(subjects, list(values))
-    mi = analysis.mutual_information(values, types, splits, ["holdout"], None, 3, seed=0)
+    mi, null, p = analysis.mutual_information(values, types, splits, ["holdout"], None, 3, seed=0, permutations=50)
     pairs = {(x, y): mi.loc[x, y] for i, x in enumerate(mi.index) for y in mi.index[i + 1 :]}
     assert max(pairs, key=pairs.get) == ("a", "b") and pairs[("a", "b")] > 5 * max(v for k, v in pairs.items() if k != ("a", "b"))
-    # the test subjects of a or b never enter: changing their values changes nothing
-    tested = splits[(splits.part != "train") & splits.target.isin(["a", "b"])].subject.unique()
+    # subjects that train for neither a nor b never enter: changing their values changes nothing
+    training = set(splits[(splits.part == "train") & splits.target.isin(["a", "b"])].subject)
+    untouched = [s for s in subjects if s not in training]
     shuffled = values.copy()
-    shuffled.loc[tested, "b"] = draw.normal(size=len(tested))
-    assert analysis.mutual_information(shuffled, types, splits, ["holdout"], None, 3, seed=0).loc["a", "b"] == pytest.approx(mi.loc["a", "b"])
-    central = analysis.centrality(mi)
+    shuffled.loc[untouched, ["a", "b"]] = draw.normal(size=(len(untouched), 2))
+    assert analysis.mutual_information(shuffled, types, splits, ["holdout"], None, 3, seed=0)[0].loc["a", "b"] == pytest.approx(mi.loc["a", "b"])
+    # the dependent pair beats every permutation; independent ones are within chance
+    assert p.loc["a", "b"] == pytest.approx(1 / 51) and all(p.loc[x, y] > 0.05 for x, y in pairs if (x, y) != ("a", "b"))
+    central = analysis.centrality(analysis.excess(mi, null))
     assert central[["a", "b"]].min() > central[["c", "d"]].max()
 
 
@@ -96,11 +101,14 @@ def test_the_network_table_and_figure_from_a_grid():
     assert similarity.loc["x", "y"] == pytest.approx(np.mean([1 / 1, 1 / (1 + 0.75)]))
     assert similarity.loc["y", "z"] == pytest.approx(1 / (1 + 0.7))
     mi = pd.DataFrame([[0, 0.5, 0.1], [0.5, 0, 0.2], [0.1, 0.2, 0]], index=list("xyz"), columns=list("xyz"))
+    null = pd.DataFrame(0.02, index=mi.index, columns=mi.columns)
+    p = pd.DataFrame([[1, 0.01, 0.3], [0.01, 1, 0.04], [0.3, 0.04, 1]], index=mi.index, columns=mi.columns)
     best = pd.Series({"x": 0.8, "y": 0.8, "z": 0.1})
-    table = analysis.network_table(mi, similarity, best, share=0.6)
+    table = analysis.network_table(mi, null, p, similarity, best, share=0.6)
     edges = table[table.kind == "edge"].set_index(["target", "other"])
     assert edges.mi_drawn.to_dict() == {("x", "y"): True, ("x", "z"): False, ("y", "z"): True}  # the strongest 60% of 3
-    assert analysis.network_figure(mi, similarity, best, 0.6, seed=0) is not None
+    assert edges.loc[("x", "y"), "mi_p_value"] == 0.01
+    assert analysis.network_figure(mi, null, p, similarity, best, 0.6, seed=0) is not None
 
 
 def test_training_cost_per_input_set():

@@ -6,6 +6,7 @@ training cost per input set, and the cohort's mean images.
 Each returns a table that says, where the grid is too small for the analysis, why it was not
 made; each figure says the same instead of failing the run."""
 
+import textwrap
 import warnings
 
 import numpy as np
@@ -91,8 +92,8 @@ def domain_effects_figure(effects: pd.DataFrame):
         ax.set_title(domain, fontsize=10)
         ax.axvline(0, color="grey", lw=0.8, ls="--")
         if rows.empty:
-            note = effects.loc[effects["domain"] == domain, "note"].fillna("").iloc[0]
-            ax.text(0.5, 0.5, "no model:\n" + note.replace(": ", ":\n", 1), ha="center", va="center", fontsize=7, wrap=True, transform=ax.transAxes)
+            why = effects.loc[effects["domain"] == domain, "note"].fillna("").iloc[0].split("; ")[-1]  # the reason it was not fitted
+            ax.text(0.5, 0.5, "no model:\n" + textwrap.fill(why, 28), ha="center", va="center", fontsize=7, transform=ax.transAxes)
             ax.set(xticks=[], yticks=[])
             continue
         y = np.arange(len(rows))
@@ -107,33 +108,65 @@ def domain_effects_figure(effects: pd.DataFrame):
     return fig
 
 
-def mutual_information(values: pd.DataFrame, types: dict, splits: pd.DataFrame, folds: list, n_folds, neighbors: int, seed: int) -> pd.DataFrame:
+def mutual_information(values: pd.DataFrame, types: dict, splits: pd.DataFrame, folds: list, n_folds, neighbors: int, seed: int,
+                       permutations: int = 0) -> tuple:
     """Pairwise mutual information (nats) between targets, scikit-learn's nearest-neighbour
     estimators (mutual_info_classif for a discrete target, mutual_info_regression for a
     continuous one, each told whether the other is discrete), made symmetric by averaging both
-    directions. Each pair is estimated on the subjects that train for both targets, fold by
-    fold (averaged over folds): no test subject of either target is read."""
+    directions. Each direction x -> y reads the training subjects of y, fold by fold (averaged
+    over folds), as a model of y would: a representative sample of the cohort, where the
+    subjects that train for both targets are not (each target's split is stratified on its own
+    draw, so their overlap varies from stratum to stratum and would make, say, age and sex look
+    dependent). No subject that trains for neither target is read.
+
+    The estimators are biased upwards on small samples (two independent variables of 50
+    subjects give about 0.05 nats), so with `permutations` each pair is also estimated with one
+    target shuffled: returns (MI, the permutations' mean MI, the permutation p-value), NaN
+    where there were no permutations."""
     from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
     targets = list(values.columns)
     roles = {(t, f): set(fold_roles(splits[splits["target"] == t], f, n_folds).query("split == 'train'")["subject"]) for t in targets for f in folds}
-    mi = pd.DataFrame(0.0, index=targets, columns=targets)
+    mi, null, p = (pd.DataFrame(np.nan, index=targets, columns=targets) for _ in range(3))
+
+    def estimate(a, b, fold, draw=None):
+        """MI of a and b, the mean of both directions, each on the training subjects of the
+        one predicted (shuffled by `draw`, for the chance level), or None with too few."""
+        one_way = []
+        for x, y in ((a, b), (b, a)):
+            pair = values.loc[values.index.intersection(sorted(roles[y, fold])), [x, y]].dropna()
+            if len(pair) < neighbors + 2:
+                return None
+            truth = pair[y].to_numpy() if draw is None else draw.permutation(pair[y].to_numpy())
+            estimator = mutual_info_regression if types[y] == "continuous" else mutual_info_classif
+            one_way.append(estimator(pair[[x]].to_numpy(), truth, discrete_features=[types[x] != "continuous"], n_neighbors=neighbors,
+                                     random_state=derive_seed(seed, "mutual information", x, y, fold) % 2**32)[0])  # fmt: skip
+        return np.mean(one_way)
+
     for i, a in enumerate(targets):
+        mi.loc[a, a] = 0.0
         for b in targets[i + 1 :]:
-            estimates = []
+            observed, shuffled = [], []
             for fold in folds:
-                both = sorted(roles[a, fold] & roles[b, fold])
-                pair = values.loc[values.index.intersection(both), [a, b]].dropna()
-                if len(pair) < neighbors + 2:
+                found = estimate(a, b, fold)
+                if found is None:
                     continue
-                one_way = []
-                for x, y in ((a, b), (b, a)):
-                    estimator = mutual_info_regression if types[y] == "continuous" else mutual_info_classif
-                    one_way.append(estimator(pair[[x]].to_numpy(), pair[y].to_numpy(), discrete_features=[types[x] != "continuous"],
-                                             n_neighbors=neighbors, random_state=derive_seed(seed, "mutual information", x, y, fold) % 2**32)[0])  # fmt: skip
-                estimates.append(np.mean(one_way))
-            mi.loc[a, b] = mi.loc[b, a] = np.mean(estimates) if estimates else np.nan
-    return mi
+                observed.append(found)
+                draw = np.random.default_rng(derive_seed(seed, "mutual information null", a, b, fold))
+                shuffled.append([estimate(a, b, fold, draw) for _ in range(permutations)])
+            if observed:
+                mi.loc[a, b] = mi.loc[b, a] = np.mean(observed)
+            if observed and permutations:
+                draws = np.mean(shuffled, axis=0)  # each permutation's MI, averaged over folds as the observed one
+                null.loc[a, b] = null.loc[b, a] = draws.mean()
+                p.loc[a, b] = p.loc[b, a] = (1 + np.sum(draws >= mi.loc[a, b])) / (1 + permutations)
+    return mi, null, p
+
+
+def excess(mi: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame:
+    """MI above what the permutations found by chance (0 at most chance), or MI as estimated
+    where there were no permutations."""
+    return (mi - null.fillna(0)).clip(lower=0)
 
 
 def profile_similarity(performance: pd.DataFrame) -> pd.DataFrame:
@@ -152,15 +185,12 @@ def profile_similarity(performance: pd.DataFrame) -> pd.DataFrame:
 
 
 def centrality(weights: pd.DataFrame) -> pd.Series:
-    """Eigenvector centrality of the weighted graph (networkx); 0 for targets without edges."""
+    """Weighted eigenvector centrality (networkx's power iteration on the whole graph: a
+    component weaker than the strongest tends to 0); 0 for every target of a graph without edges."""
     import networkx as nx
 
     graph = graph_of(weights, share=1.0)
-    found = {}
-    for component in nx.connected_components(graph):
-        sub = graph.subgraph(component)
-        if sub.number_of_edges():
-            found.update({n: c * len(component) / len(graph) for n, c in nx.eigenvector_centrality_numpy(sub, weight="weight").items()})
+    found = nx.eigenvector_centrality(graph, max_iter=10_000, tol=1e-12, weight="weight") if graph.number_of_edges() else {}
     return pd.Series({t: abs(found.get(t, 0.0)) for t in weights.index})
 
 
@@ -178,24 +208,28 @@ def graph_of(weights: pd.DataFrame, share: float):
     return graph
 
 
-def network_table(mi: pd.DataFrame, similarity: pd.DataFrame, best: pd.Series, share: float) -> pd.DataFrame:
-    """Rows per target (node: its MI centrality and best score) and per pair (edge: MI, profile
-    similarity, and whether each is among the strongest `share` drawn)."""
-    central = centrality(mi)
-    drawn_mi, drawn_sim = graph_of(mi, share), graph_of(similarity, share)
+def network_table(mi: pd.DataFrame, null: pd.DataFrame, p: pd.DataFrame, similarity: pd.DataFrame, best: pd.Series, share: float) -> pd.DataFrame:
+    """Rows per target (node: its centrality, from MI above chance, and best score) and per pair
+    (edge: MI, its permutation mean and p-value, profile similarity, and whether each is among
+    the strongest `share` drawn)."""
+    weights = excess(mi, null)
+    central = centrality(weights)
+    drawn_mi, drawn_sim = graph_of(weights, share), graph_of(similarity, share)
     rows = [{"kind": "node", "target": t, "other": None, "mi_centrality": central[t], "best_score": best.get(t, np.nan)} for t in mi.index]
     for i, a in enumerate(mi.index):
         for b in mi.index[i + 1 :]:
-            rows.append({"kind": "edge", "target": a, "other": b, "mutual_information": mi.loc[a, b],
-                         "profile_similarity": similarity.loc[a, b] if a in similarity.index and b in similarity.index else np.nan,
+            rows.append({"kind": "edge", "target": a, "other": b, "mutual_information": mi.loc[a, b], "mi_null_mean": null.loc[a, b],
+                         "mi_p_value": p.loc[a, b], "profile_similarity": similarity.loc[a, b] if {a, b} <= set(similarity.index) else np.nan,
                          "mi_drawn": drawn_mi.has_edge(a, b), "similarity_drawn": drawn_sim.has_edge(a, b)})  # fmt: skip
-    columns = ["kind", "target", "other", "mi_centrality", "best_score", "mutual_information", "profile_similarity", "mi_drawn", "similarity_drawn"]
+    columns = ["kind", "target", "other", "mi_centrality", "best_score", "mutual_information", "mi_null_mean", "mi_p_value", "profile_similarity",
+               "mi_drawn", "similarity_drawn"]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-def network_figure(mi: pd.DataFrame, similarity: pd.DataFrame, best: pd.Series, share: float, seed: int):
-    """Two graphs of the targets on one layout: nodes sized by MI-weighted eigenvector centrality,
-    edges by MI; and nodes sized by each target's best score, edges by profile similarity."""
+def network_figure(mi: pd.DataFrame, null: pd.DataFrame, p: pd.DataFrame, similarity: pd.DataFrame, best: pd.Series, share: float, seed: int):
+    """Two graphs of the targets on one layout: nodes sized by eigenvector centrality of the MI
+    above chance, edges by it (dashed where the permutations found as much by chance, p ≥ 0.05);
+    and nodes sized by each target's best score, edges by profile similarity."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,16 +242,22 @@ def network_figure(mi: pd.DataFrame, similarity: pd.DataFrame, best: pd.Series, 
             ax.text(0.5, 0.5, f"{len(mi)} target: no network to draw", ha="center", va="center", transform=ax.transAxes)
             ax.axis("off")
         return fig
-    layout = nx.spring_layout(graph_of(mi.fillna(0) + 1e-9, 1.0), weight="weight", seed=derive_seed(seed, "network layout") % 2**32)
-    sizes = (("mutual information", graph_of(mi, share), 200 + 3000 * centrality(mi)),
-             ("score-profile similarity", graph_of(similarity.reindex(index=mi.index, columns=mi.index), share),
-              200 + 1500 * best.reindex(mi.index).fillna(0).clip(lower=0)))  # fmt: skip
-    for ax, (title, graph, node_size) in zip(axes, sizes):
-        weights = np.array([d["weight"] for *_, d in graph.edges(data=True)])
-        widths = 0.5 + 5 * weights / weights.max() if len(weights) else []
-        nx.draw_networkx(graph, layout, ax=ax, node_size=[node_size[n] for n in graph.nodes], width=widths, node_color="tab:blue",
-                         edge_color="grey", font_size=8, alpha=0.9)  # fmt: skip
-        ax.set_title(f"Targets by {title}\n(nodes: {'centrality' if 'mutual' in title else 'best score'}; top {share:.0%} of edges)", fontsize=9)
+    weights = excess(mi, null)
+    layout = nx.spring_layout(graph_of(weights.fillna(0) + 1e-9, 1.0), weight="weight", seed=derive_seed(seed, "network layout") % 2**32)
+    panels = (("MI above chance", graph_of(weights, share), 200 + 3000 * centrality(weights), "centrality"),
+              ("score-profile similarity", graph_of(similarity.reindex(index=mi.index, columns=mi.index), share),
+               200 + 1500 * best.reindex(mi.index).fillna(0).clip(lower=0), "best score"))  # fmt: skip
+    for ax, (title, graph, node_size, nodes) in zip(axes, panels):
+        edges = list(graph.edges(data=True))
+        top = max([d["weight"] for *_, d in edges], default=1.0)
+        nx.draw_networkx_nodes(graph, layout, ax=ax, node_size=[node_size[n] for n in graph.nodes], node_color="tab:blue", alpha=0.9)
+        nx.draw_networkx_labels(graph, layout, ax=ax, font_size=8)
+        for a, b, d in edges:
+            chance = "MI" in title and not p.loc[a, b] < 0.05
+            nx.draw_networkx_edges(graph, layout, edgelist=[(a, b)], ax=ax, width=0.5 + 5 * d["weight"] / top, edge_color="grey",
+                                   style="dashed" if chance else "solid", alpha=0.5 if chance else 0.9)  # fmt: skip
+        note = "; dashed: within chance (permutation p ≥ 0.05)" if "MI" in title else ""
+        ax.set_title(f"Targets by {title}\n(nodes: {nodes}; top {share:.0%} of edges{note})", fontsize=9)
         ax.axis("off")
     return fig
 
