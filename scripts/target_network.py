@@ -3,7 +3,7 @@ their score profiles are across input sets."""
 
 import logging
 
-from legibility import analysis, jobs
+from legibility import analysis, jobs, metrics
 from legibility.inputs import add_derived, read_phenotypes
 from legibility.io import read_tsv, save_figure, write_tsv
 
@@ -18,7 +18,7 @@ mi, null, p = analysis.mutual_information(phenotypes.values[targets], types, rea
 logging.info("mutual information of %d targets, %d permutations per pair", len(targets), params.settings["mi_permutations"])
 performance, legibility = read_tsv(snakemake.input.performance), read_tsv(snakemake.input.legibility)
 similarity = analysis.profile_similarity(performance)
-best = analysis.skill(legibility).set_axis(legibility["target"])  # each target's best score, above chance
+best = metrics.skill(legibility["score"], legibility["chance"]).set_axis(legibility["target"])  # each target's best score, above chance
 share = params.settings["edge_share"]
 write_tsv(snakemake.output.mutual_information, mi.rename_axis("target").reset_index())
 write_tsv(snakemake.output.table, analysis.network_table(mi, null, p, similarity, best, share))

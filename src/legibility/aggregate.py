@@ -283,7 +283,7 @@ def grid_figure(table: pd.DataFrame, best: dict = None):
     fig, ax = plt.subplots(figsize=(1.3 + 1.0 * len(sets), 1.2 + 0.6 * len(targets)))
     for row in table.itertuples():
         i, j = targets.index(row.target), sets.index(row.cell)
-        skill[i, j] = (row.score - row.chance) / (1 - row.chance)
+        skill[i, j] = metrics.skill(row.score, row.chance)
         ax.text(j, i - 0.1, f"{row.score:.2f}", ha="center", va="center", fontsize=8)
         ax.text(j, i + 0.22, f"({row.baseline_score:.2f})", ha="center", va="center", fontsize=6, color="dimgrey")
         if row.legible != "yes":

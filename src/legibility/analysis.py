@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import BLOCKS
+from . import BLOCKS, metrics
 from .grid import INPUT_ORDER
 from .seeds import derive_seed
 from .splits import fold_roles
@@ -23,11 +23,6 @@ EFFECT_COLUMNS = ["domain", "term", "coef", "se", "z", "p_value", "stars", "n_mo
 
 def stars(p) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
-
-
-def skill(table: pd.DataFrame) -> pd.Series:
-    """(score - chance) / (1 - chance): 0 is chance and 1 perfect, for R² and balanced accuracy alike."""
-    return (table["score"] - table["chance"]) / (1 - table["chance"])
 
 
 def estimable(design: pd.DataFrame) -> tuple:
@@ -173,7 +168,7 @@ def profile_similarity(performance: pd.DataFrame) -> pd.DataFrame:
     """How alike two targets' score profiles are: over the input sets (cells) both have, the
     mean of 1 / (1 + |skill difference|), skill being the score above chance; NaN where they
     share none."""
-    skills = performance.assign(skill=skill(performance)).pivot_table(index="cell", columns="target", values="skill")
+    skills = performance.assign(skill=metrics.skill(performance["score"], performance["chance"])).pivot_table(index="cell", columns="target", values="skill")
     targets = list(skills.columns)
     similarity = pd.DataFrame(np.nan, index=targets, columns=targets)
     for a in targets:

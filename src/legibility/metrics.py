@@ -133,3 +133,9 @@ def paired_permutation_p(target_type: str, y_true, y_a, y_b, permutations: int, 
         a, b = np.where(swap, y_b, y_a), np.where(swap, y_a, y_b)
         at_least += int(np.sum(scores_of(target_type, y_true, a) - scores_of(target_type, y_true, b) >= observed - 1e-12))
     return (1 + at_least) / (1 + permutations)
+
+
+def skill(score, chance):
+    """Skill above chance, (score - chance) / (1 - chance): 0 is chance and 1 perfect, for R²
+    (chance 0) and balanced accuracy (chance 1/K) alike."""
+    return (score - chance) / (1 - chance)
