@@ -53,7 +53,7 @@ ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 Gres=gpu:2 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=16000 Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 """
@@ -75,9 +75,9 @@ def cluster(tmp_path_factory):
         (d / gpu).touch()  # the fake GPU devices
     # in the default place: srun inside a job reads it from there (the job's environment is not ours)
     ETC.mkdir(exist_ok=True)
-    # four job slots even on two cores (config_overrides): the light jobs must not keep the two
+    # eight job slots even on two cores (config_overrides): the light jobs must not keep the two
     # image models from running side by side
-    (ETC / "slurm.conf").write_text(SLURM_CONF.format(d=d, cpus=max(4, os.cpu_count())))
+    (ETC / "slurm.conf").write_text(SLURM_CONF.format(d=d, cpus=max(8, os.cpu_count())))
     (ETC / "gres.conf").write_text(f"NodeName=localhost Name=gpu File={d}/gpu[0-1]\n")
     subprocess.run(["munged", "--force", "--key-file=/etc/munge/munge.key", f"--socket={d}/munge.sock", f"--pid-file={d}/munged.pid",
                     f"--log-file={d}/munged.log", f"--seed-file={d}/munged.seed"], check=True)  # fmt: skip
@@ -102,7 +102,9 @@ def cluster(tmp_path_factory):
 
 def small_demo(workdir):
     """The demo, smaller: 16 subjects in 1 shard, 64³ only, four models: two image models, which
-    ask for a GPU, a connectivity and a metadata model, which do not. Jobs ask for what the test
+    ask for a GPU, a connectivity and a metadata model, which do not. The two image models read
+    the same inputs (one target's split, the same images), so they are ready at the same moment:
+    only a limit on GPUs could keep them from training side by side. Jobs ask for what the test
     node has (2 GB for a training job)."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["demo"]["n_subjects"] = 16
@@ -115,7 +117,7 @@ def small_demo(workdir):
     config["training"].update(epochs=2, gpu=1, **small, without_images=small)
     config["skullstrip"].update(mem_mb=2000, runtime=30)
     config["grid"] = [
-        {"targets": ["sex", "age"], "input_sets": [["t1"]]},
+        {"targets": ["sex"], "input_sets": [["t1"], ["flair"]]},
         {"targets": ["age"], "input_sets": [["connectivity"]]},
         {"targets": ["sex"], "input_sets": [["serology"]]},
     ]
@@ -166,7 +168,7 @@ def on_slurm(workdir):
         # a test cluster: no accounts, no accounting database, quick status checks
         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
         "--seconds-between-status-checks", "2", "--latency-wait", "5",
-        # the test node has 8 GB and 4 CPUs: ask for less than the profile's defaults
+        # the test node has 16 GB and 8 CPUs: ask for less than the profile's defaults
         "--default-resources", "mem_mb=1000", "runtime=30", "--set-resources", "demo_cohort:mem_mb=2000", "--set-threads", "demo_cohort=2",
         cores=None,
     )  # fmt: skip
@@ -206,13 +208,13 @@ def killed_run(tmp_path_factory):
 
 def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster, reference, killed_run):
     scheduler = {m: json.loads((reference / "results" / "models" / m / "holdout" / "metrics.json").read_text())["provenance"]["scheduler"]
-                 for m in ("sex__t1__64", "age__t1__64", "age__connectivity", "sex__serology")}  # fmt: skip
-    for model in ("sex__t1__64", "age__t1__64"):  # image models: a GPU each, in the GPU partition
+                 for m in ("sex__t1__64", "sex__flair__64", "age__connectivity", "sex__serology")}  # fmt: skip
+    for model in ("sex__t1__64", "sex__flair__64"):  # image models: a GPU each, in the GPU partition
         assert scheduler[model].get("SLURM_GPUS_ON_NODE") == "1" and scheduler[model]["SLURM_JOB_PARTITION"] == "gpu"
     for model in ("age__connectivity", "sex__serology"):  # no GPU, in the CPU partition
         assert "SLURM_GPUS_ON_NODE" not in scheduler[model] and scheduler[model]["SLURM_JOB_PARTITION"] == "cpu"
     # no global GPU limit: the two image models trained at the same time, a GPU each
-    (start_a, end_a), (start_b, end_b) = (log_span(reference / "logs" / "train" / m / "holdout.log") for m in ("sex__t1__64", "age__t1__64"))
+    (start_a, end_a), (start_b, end_b) = (log_span(reference / "logs" / "train" / m / "holdout.log") for m in ("sex__t1__64", "sex__flair__64"))
     assert start_a < end_b and start_b < end_a, "the two image models' training did not overlap"
     assert differences(killed_run, reference) == []  # the same results as a local run, to the byte
 
