@@ -53,6 +53,7 @@ rule all:
         "results/legibility.tsv",
         "results/performance_grid.png",
         "results/dashboard.html",
+        *(f"results/models/{m}/brain_age.tsv" for m in BRAIN_AGE_MODELS),
         *(f"results/{path}" for path in ANALYSIS_FIGURES.values()),
         *(["results/connectivity/group_mean.png"] if CONNECTIVITY_FROM in EXPECTED else []),
         *(["results/mind/group_mean.png"] if USES_MIND else []),

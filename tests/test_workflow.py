@@ -204,6 +204,24 @@ def test_the_sfcn_soft_label_path_runs(run):
     assert predictions.prediction.between(40, 85).all()
 
 
+def test_every_age_model_has_a_brain_age_gap_corrected_on_its_validation_subjects(run):
+    """Age models (not the other continuous targets) get brain_age.tsv: every validation and
+    test subject, its gap, and the gap less its trend on age fitted on validation subjects only."""
+    from scipy import stats
+
+    performance = read_tsv(run / "results" / "performance.tsv")
+    expected = {m for m, t in zip(performance.model, performance.target) if t == "age"}
+    assert {p.parent.name for p in (run / "results" / "models").glob("*/brain_age.tsv")} == expected
+    for model in expected:
+        table = read_tsv(run / "results" / "models" / model / "brain_age.tsv")
+        predictions = read_tsv(run / "results" / "models" / model / "holdout" / "predictions.tsv")
+        assert sorted(table.subject) == sorted(predictions.subject)
+        val = table[table.split == "val"]
+        fit = stats.linregress(val.age, val.gap)  # validation subjects only
+        assert np.allclose(table.corrected_gap, table.gap - (fit.intercept + fit.slope * table.age)), model
+        assert abs(np.corrcoef(val.age, val.corrected_gap)[0, 1]) < 0.05, model
+
+
 def planned(run, change):
     """What a dry run would redo after `change(config)`: {rule: set of jobs' wildcard values}."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -226,7 +244,7 @@ def image_models(run):
 
 def test_changed_augmentation_reruns_the_cache_and_image_models_only(run):
     jobs = planned(run, lambda c: c["augment"].update(rotate_deg=7))
-    assert set(jobs) == {"augment_shard", "augment_index", "image_inputs", "train", "performance", "effective_config", "all", *ANALYSES}
+    assert set(jobs) == {"augment_shard", "augment_index", "image_inputs", "train", "performance", "brain_age", "effective_config", "all", *ANALYSES}
     assert jobs["train"] == image_models(run)
 
 
@@ -242,8 +260,8 @@ def test_one_targets_learning_rate_reruns_its_models_only(run):
 
 def test_changed_atlas_reruns_connectivity_and_its_models_only(run):
     jobs = planned(run, lambda c: c["atlas"].update(n_regions=32))
-    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "effective_config", "all",
-                         *ANALYSES}  # fmt: skip
+    assert set(jobs) == {"atlas", "connectivity_shard", "connectivity_index", "connectivity_group", "train", "performance", "brain_age",
+                         "effective_config", "all", *ANALYSES}  # fmt: skip
     assert jobs["train"] == trained(*(m.name for m in (run / "results" / "models").iterdir() if "connectivity" in m.name))
 
 

@@ -47,3 +47,23 @@ rule performance:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/performance.py"
+
+
+# Each age model's brain-age gap: raw, and less its linear trend on age fitted on the model's
+# validation subjects (per fold), so that test subjects are corrected by a fit that never saw them.
+rule brain_age:
+    input:
+        expand("results/models/{model}/{fold}/predictions.tsv", model=BRAIN_AGE_MODELS, fold=FOLDS),
+    output:
+        tables=expand("results/models/{model}/brain_age.tsv", model=BRAIN_AGE_MODELS),
+        summaries=expand("results/models/{model}/brain_age.json", model=BRAIN_AGE_MODELS),
+    params:
+        folds=FOLDS,
+    log:
+        "logs/brain_age.log",
+    benchmark:
+        "results/benchmarks/brain_age.tsv"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/brain_age.py"

@@ -76,6 +76,10 @@ FOLDS = splits.folds(config["split"])  # one training job per fold of each model
 N_FOLDS = len(FOLDS) if config["split"]["scheme"] == "kfold" else None
 MODELS = sorted(SPECS)
 TARGETS = sorted({spec.target for spec in SPECS.values()})
+# continuous age models get a brain-age gap, bias-corrected (legibility.brain_age); not those
+# that learn age residualised on confounds, whose "age" is a residual
+BRAIN_AGE_MODELS = [m for m, s in SPECS.items() if s.target in config["brain_age"]["targets"] and s.target_type == "continuous"
+                    and not (s.deconfound and s.confounds)]  # fmt: skip
 TARGET_MODALITIES = {t: [CONNECTIVITY_FROM if m == BOLD else m for m in ms] for t, ms in grid.target_modalities(SPECS).items()}
 RESOLUTIONS = grid.image_resolutions(SPECS)  # packed for training; NIfTI for every configured one
 # where the phenotype table is and how to read it; variable declarations go to rules one by one
