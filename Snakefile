@@ -42,6 +42,7 @@ localrules:
     connectivity_index,
     mind_index,
     dashboard,
+    bundles,
 
 
 rule all:

@@ -16,7 +16,7 @@ source = params.phenotypes
 phenotypes = read_phenotypes(source["path"], source["subject_column"], source["strip_prefix"], variables)
 if "qc" in snakemake.input.keys():  # variables derived from registration (head scale)
     add_derived(phenotypes, variables, read_tsv(snakemake.input.qc))
-sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes", "qc", "images")}
+sources = {key: snakemake.input[key] for key in snakemake.input.keys() if key not in ("split", "phenotypes", "qc", "images", "init_from")}
 if "images" in snakemake.input.keys():  # the tables of preprocessed and augmented images and of region means
     sources.update(json.loads(Path(snakemake.input.images).read_text()))
 fold = snakemake.wildcards.fold

@@ -288,6 +288,31 @@ def test_a_new_target_trains_only_its_models(run):
     assert "augment_shard" not in jobs  # the cache is untouched
 
 
+def test_a_bundle_exported_from_the_demo_and_fine_tuned_from(run):
+    """`snakemake results/bundles/<model>.tar` exports a model; a grid entry with
+    training.init_from that bundle trains its own models (only those) from it."""
+    from legibility import bundle
+
+    run_snakemake(run, "results/bundles/age__t1__64.tar")
+    card, states = bundle.read(run / "results" / "bundles" / "age__t1__64.tar")
+    effective = yaml.safe_load((run / "results" / "config.yaml").read_text())
+    assert card["preprocessing"]["registration"] == effective["registration"] and card["preprocessing"]["space"] == effective["inputs"]["space"]
+    atlas = (run / "results" / "atlas" / "baseline.nii.gz").read_bytes()
+    assert card["atlases"]["baseline"]["sha256"] == bundle.sha256(atlas)
+    row = read_tsv(run / "results" / "performance.tsv").set_index("model").loc["age__t1__64"]
+    assert card["performance"]["score"] == pytest.approx(row.score) and card["folds"]["holdout"]["n_test"] == row.n_test
+    assert states["holdout"].keys() == torch_load(run / "results" / "models" / "age__t1__64" / "holdout" / "model.pt").keys()
+    tuned = {"targets": ["bmi"], "input_sets": [["t1"]], "training": {"init_from": "results/bundles/age__t1__64.tar"}}
+    jobs = planned(run, lambda c: c["grid"].append(tuned))
+    assert jobs["train"] == trained("bmi__t1__64", "bmi__confounds")  # the comparator from scratch (its settings are the defaults)
+
+
+def torch_load(path):
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
 def test_report(run):
     run_snakemake(run, "--report", str(run / "report.zip"))
     import zipfile

@@ -192,7 +192,8 @@ def _deconfounded(target, declared, confounds, deconfound) -> dict:
 
 
 def _comparator(spec, inputs, config, declared, confounds, deconfound) -> ModelSpec:
-    """A comparator: the default training and model settings, no images (its name says so)."""
+    """A comparator: the default training and model settings (trained from scratch: it is what
+    metadata alone gives), no images (its name says so)."""
     reads_confounds = inputs == (CONFOUNDS,)
     return ModelSpec(
         name=model_name(spec.target, inputs),
@@ -202,7 +203,7 @@ def _comparator(spec, inputs, config, declared, confounds, deconfound) -> ModelS
         inputs=inputs,
         resolution=None,
         kind="fusion",
-        training=config["training"],
+        training={k: v for k, v in config["training"].items() if k != "init_from"},
         model={**config["model"], "kind": "fusion"},
         **({"confounds": target_confounds(spec.target, declared, confounds)} if reads_confounds
            else _deconfounded(spec.target, declared, confounds, deconfound)),
@@ -252,13 +253,16 @@ def _subsets(inputs) -> list:
     return [list(c) for size in range(1, len(inputs) + 1) for c in itertools.combinations(inputs, size)]
 
 
+OPTIONAL = {"init_from"}  # settings without a default (absent, they leave every model's identity as it was)
+
+
 def _override(base: dict, override: dict, where: str) -> dict:
-    unknown = sorted(set(override) - set(base))
+    unknown = sorted(set(override) - set(base) - OPTIONAL)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(base))}")
     merged = {**base, **override}
     for key, value in override.items():  # a nested section (training.without_images): key by key
-        if isinstance(base[key], dict) and isinstance(value, dict):
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
             merged[key] = _override(base[key], value, f"{where}.{key}")
     return merged
 

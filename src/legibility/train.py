@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import baseline, data, jobs, metrics
+from . import baseline, bundle, data, jobs, metrics
 from .grid import variables_read
 from .io import BackgroundWriter, atomic_path, write_json, write_tsv
 from .models import FusionNet, SoftLabelLoss, n_parameters
@@ -147,7 +147,9 @@ def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None,
     settings = spec.training
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(derive_seed(seed, spec.name, fold, "init"))
-    model = build_model(spec, datasets, levels, fitted, linear).to(device)
+    model = build_model(spec, datasets, levels, fitted, linear)
+    started_from = bundle.initialise(model, settings["init_from"], log) if settings.get("init_from") else None
+    model = model.to(device)
     channels_last = device.type == "cuda" and bool(spec.images)
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
@@ -155,7 +157,8 @@ def fit(spec, datasets, fitted, levels, seed: int, checkpoint_path, device=None,
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings["epochs"])
     loss_fn = loss_function(spec, fitted).to(device)
     # the kept epoch is the best on the validation metric (the loss breaks ties)
-    state = {"epoch": 0, "best": (-float("inf"), -float("inf")), "best_epoch": -1, "stale": 0, "history": [], "best_weights": None}
+    state = {"epoch": 0, "best": (-float("inf"), -float("inf")), "best_epoch": -1, "stale": 0, "history": [], "best_weights": None,
+             "started_from": started_from}  # fmt: skip
 
     checkpoint_path = Path(checkpoint_path)
     identity = spec_hash(spec, seed, fold)
@@ -362,6 +365,7 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "n_parameters": n_parameters(model),
         "epochs": state["epoch"],
         "best_epoch": state["best_epoch"],
+        "started_from": state.get("started_from"),  # training.init_from: the bundle, and what of it was loaded
         "wall_seconds": round(time.perf_counter() - started, 2),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "degenerate": degenerate(spec, predictions, fitted),

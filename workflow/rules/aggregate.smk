@@ -67,3 +67,27 @@ rule brain_age:
         "../../envs/legibility.yaml"
     script:
         "../../scripts/brain_age.py"
+
+
+# A model as one archive for another lab (legibility.bundle): on request, not part of `all`:
+# snakemake results/bundles/<model>.tar, or every model's with: snakemake bundles
+rule bundle:
+    input:
+        unpack(bundle_atlases),
+        metrics=expand("results/models/{{model}}/{fold}/metrics.json", fold=FOLDS),
+        weights=expand("results/models/{{model}}/{fold}/model.pt", fold=FOLDS),
+        config="results/config.yaml",
+        performance="results/performance.tsv",
+    output:
+        "results/bundles/{model}.tar",
+    log:
+        "logs/bundle/{model}.log",
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/bundle.py"
+
+
+rule bundles:
+    input:
+        expand("results/bundles/{model}.tar", model=MODELS),

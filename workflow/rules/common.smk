@@ -167,6 +167,8 @@ def train_inputs(wildcards):
 def _train_inputs(model, fold):
     spec = SPECS[model]
     files = {"split": f"results/splits/target-{spec.target}.tsv", "phenotypes": config["phenotypes"]["path"]}
+    if spec.training.get("init_from"):  # a new bundle at the same path retrains
+        files["init_from"] = spec.training["init_from"]
     if any(v.get("source", "table") != "table" for v in _model_variables(model).values()):
         files["qc"] = "results/qc.tsv"  # the head scale registration found, the brain mask's volume
     if spec.images:  # the preprocessed and augmented images and their region means
@@ -225,3 +227,14 @@ def model_resource(key):
         return SPECS[wildcards.model].resources[key]
 
     return resource
+
+
+def bundle_atlases(wildcards):
+    """The atlas files that shaped a model's inputs: their SHA-256 goes in its card."""
+    spec = SPECS[wildcards.model]
+    files = {"baseline": "results/atlas/baseline.nii.gz"} if spec.images else {}
+    if spec.uses_connectivity and CONNECTIVITY_FROM == BOLD:
+        files["atlas"] = "results/atlas/atlas.nii.gz"
+    if MIND in spec.inputs:
+        files["mind"] = "results/atlas/mind.nii.gz"
+    return files

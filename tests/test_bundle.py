@@ -1,0 +1,112 @@
+"""Model bundles: one archive of a model's weights and card, read back safely, and fine-tuning
+from it (training.init_from)."""
+
+import copy
+import io
+import json
+import tarfile
+
+import pytest
+import torch
+
+from legibility import bundle, train
+from test_train import VARIABLES, cohort, spec  # noqa: F401  (cohort: a fixture)
+
+
+def performance_row():
+    return {"metric": "r2", "score": 0.5, "ci_low": 0.2, "ci_high": 0.7, "n_test": 6, "baseline_score": 0.4, "chance": 0.0}
+
+
+@pytest.fixture(scope="module")
+def exported(cohort, tmp_path_factory):  # noqa: F811
+    """An age model from T1 and FLAIR, trained and exported."""
+    from conftest import ROOT, validated
+    import yaml
+
+    sources, phenotypes, split = cohort
+    folder = tmp_path_factory.mktemp("age")
+    train.run(spec(), split, phenotypes, VARIABLES, sources, seed=3, out_dir=folder)
+    summary = json.loads((folder / "metrics.json").read_text())
+    config = validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    weights = {"holdout": (folder / "model.pt").read_bytes()}
+    card = bundle.card({"holdout": summary}, weights, config, performance_row(), {"baseline": b"atlas"})
+    path = folder / "age.tar"
+    bundle.write(path, card, weights)
+    return path, summary, config
+
+
+def test_a_bundle_holds_the_weights_and_what_shaped_its_inputs(exported):
+    path, summary, config = exported
+    card, states = bundle.read(path)
+    assert card["model"] == summary["model"] and card["inputs"] == ["t1", "flair"] and card["resolution"] == 64
+    assert card["preprocessing"]["preprocess"] == config["preprocess"] and card["preprocessing"]["space"] == config["inputs"]["space"]
+    assert card["atlases"]["baseline"]["sha256"] == bundle.sha256(b"atlas") and card["folds"]["holdout"]["fitted"] == summary["fitted"]
+    assert card["folds"]["holdout"]["test"] == summary["test"] and card["software"]["packages"]["torch"] == torch.__version__
+    saved = torch.load(path.parent / "model.pt", weights_only=True)
+    assert states["holdout"].keys() == saved.keys() and all(torch.equal(states["holdout"][k], saved[k]) for k in saved)
+    with tarfile.open(path) as archive:
+        assert "age" in archive.extractfile("card.md").read().decode()
+        assert {m.mtime for m in archive.getmembers()} == {0}  # the same model, the same bytes
+
+
+def test_a_bundle_of_another_format_or_with_other_weights_is_refused(exported, tmp_path):
+    path, _, _ = exported
+    with tarfile.open(path) as archive:
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+    card = json.loads(members["card.json"])
+    for name, change in (("format", lambda c, w: c.update(format=99)), ("SHA-256", lambda c, w: w.update(holdout=w["holdout"] + b"0"))):
+        changed, weights = copy.deepcopy(card), {"holdout": members["holdout/model.pt"]}
+        change(changed, weights)
+        out = tmp_path / f"{name}.tar"
+        with tarfile.open(out, "w") as archive:
+            for member, data in (("card.json", json.dumps(changed).encode()), ("holdout/model.pt", weights["holdout"])):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        with pytest.raises(ValueError, match=name):
+            bundle.read(out)
+
+
+def started(monkeypatch):
+    """The network's state right after bundle.initialise, in a training job."""
+    captured, real = {}, bundle.initialise
+
+    def spy(model, path, log):
+        loaded = real(model, path, log)
+        captured.update(copy.deepcopy(model.state_dict()))
+        return loaded
+
+    monkeypatch.setattr(bundle, "initialise", spy)
+    return captured
+
+
+def fine_tuned(target, inputs, path):
+    model = spec(target, inputs)
+    model.training["init_from"] = str(path)
+    return model
+
+
+def test_fine_tuning_starts_from_the_bundles_network_and_trains(exported, cohort, tmp_path, monkeypatch):  # noqa: F811
+    path, _, _ = exported
+    sources, phenotypes, split = cohort
+    initial = started(monkeypatch)
+    summary = train.run(fine_tuned("age", ("t1", "flair"), path), split, phenotypes, VARIABLES, sources, seed=4, out_dir=tmp_path)
+    saved = bundle.read(path)[1]["holdout"]
+    assert summary["started_from"]["loaded"] == "the whole network" and summary["started_from"]["new"] == ["linear"]
+    assert all(torch.equal(initial[k], saved[k]) for k in saved if not k.startswith("linear."))
+    assert summary["epochs"] >= 1
+    final = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert summary["best_epoch"] == 0 or any(not torch.equal(final[k], saved[k]) for k in saved if not k.startswith("linear."))
+
+
+def test_other_inputs_start_from_the_image_encoder_only_and_a_misfit_is_refused(exported, cohort, tmp_path, monkeypatch):  # noqa: F811
+    path, _, _ = exported
+    sources, phenotypes, split = cohort
+    initial = started(monkeypatch)
+    summary = train.run(fine_tuned("bmi", ("t1", "flair", "connectivity"), path), split, phenotypes, VARIABLES, sources, seed=4, out_dir=tmp_path)
+    saved = bundle.read(path)[1]["holdout"]
+    assert summary["started_from"]["loaded"] == "the image encoder"
+    assert {"branches.connectivity.0", "head.0", "head.3"} <= set(summary["started_from"]["new"])
+    assert all(torch.equal(initial[k], saved[k]) for k in saved if k.startswith("branches.image."))
+    with pytest.raises(ValueError, match="init_from"):  # one channel, not two: its encoder does not fit either
+        train.run(fine_tuned("age", ("t1",), path), split, phenotypes, VARIABLES, sources, seed=4, out_dir=tmp_path / "t1")
