@@ -110,3 +110,32 @@ def test_other_inputs_start_from_the_image_encoder_only_and_a_misfit_is_refused(
     assert all(torch.equal(initial[k], saved[k]) for k in saved if k.startswith("branches.image."))
     with pytest.raises(ValueError, match="init_from"):  # one channel, not two: its encoder does not fit either
         train.run(fine_tuned("age", ("t1",), path), split, phenotypes, VARIABLES, sources, seed=4, out_dir=tmp_path / "t1")
+
+
+def test_every_scaling_a_model_fitted_is_in_its_metrics_at_full_precision(cohort, tmp_path):  # noqa: F811
+    """What predicting new subjects needs: the training split's scaling of each input and the
+    baseline's full fit rebuild a test subject's inputs and the linear start exactly."""
+    import numpy as np
+
+    from legibility import baseline, data
+    from legibility.io import read_tsv
+    from legibility.shards import open_packed
+
+    sources, phenotypes, split = cohort
+    model = spec("age", ("t1", "connectivity", "serology"))
+    train.run(model, split, phenotypes, VARIABLES, sources, seed=5, out_dir=tmp_path)
+    fitted = json.loads((tmp_path / "metrics.json").read_text())["fitted"]
+    datasets, _ = data.build(model, split, phenotypes, VARIABLES, sources)
+    test = datasets["test"].subjects
+    rescale = lambda raw, s: np.nan_to_num((raw - np.array(s["mean"])) / np.array(s["std"])).astype(np.float32)  # noqa: E731
+    index = read_tsv(sources["connectivity"]).set_index("subject")
+    raw = np.stack([open_packed(index.loc[s, "array"])[index.loc[s, "row"]] for s in test]).astype(np.float64)
+    assert np.array_equal(rescale(raw, fitted["connectivity"]), datasets["test"].vectors["connectivity"])
+    metadata = phenotypes.values.loc[test, ["bmi"]].to_numpy(float)
+    assert fitted["metadata"]["columns"] == ["bmi"] and np.array_equal(rescale(metadata, fitted["metadata"]), datasets["test"].vectors["metadata"])
+    X = baseline.features(model, datasets, sources["regions"])
+    regions = read_tsv(sources["regions"]).set_index(["subject", "modality"]).loc[[(s, "t1") for s in test]].to_numpy(float)
+    assert np.array_equal(rescale(regions, fitted["regions"]), X["test"][:, : regions.shape[1]].astype(np.float32))
+    _, outputs, _ = baseline.fit(model, datasets, X, 0)
+    weight, bias = np.array(fitted["baseline"]["weight"]), np.array(fitted["baseline"]["bias"])
+    assert np.allclose(X["test"] @ weight.T + bias, outputs["test"], rtol=0, atol=1e-9)

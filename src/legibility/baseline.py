@@ -53,8 +53,9 @@ def shard_region_means(preprocess_table, nifti_dir, resolution: int, atlas_img) 
     return region_means(images, atlas_img).reindex(columns=columns)
 
 
-def features(spec, datasets, regions=None) -> dict:
-    """{split: (subjects x features) float array} of the model's inputs."""
+def features(spec, datasets, regions=None, fitted=None) -> dict:
+    """{split: (subjects x features) float array} of the model's inputs; the region means'
+    scaling on the training split goes in `fitted["regions"]` where `fitted` is given."""
     parts = {split: [] for split in SPLITS}
     if spec.images:
         table = read_tsv(regions).set_index(["subject", "modality"])
@@ -66,7 +67,10 @@ def features(spec, datasets, regions=None) -> dict:
                 raise ValueError(f"{spec.name}: no region means for {', '.join(missing[:10])}")
             per_split.append(np.hstack([table.loc[[(s, m) for s in subjects]].to_numpy(float) for m in spec.images])
                              if subjects else np.zeros((0, len(spec.images) * table.shape[1])))  # fmt: skip
-        scaled = dict(zip(SPLITS, standardise(*per_split)[0]))
+        scaled, mean, std = standardise(*per_split)
+        scaled = dict(zip(SPLITS, scaled))
+        if fitted is not None:
+            fitted["regions"] = {"columns": [f"{m}:{c}" for m in spec.images for c in table.columns], "mean": mean.tolist(), "std": std.tolist()}
         if datasets["train"].confounds is not None:  # deconfound, as the model's other features are
             scaled = residualised(datasets["train"].confounds, scaled, {s: datasets[s].confounds for s in SPLITS})
         for split in SPLITS:

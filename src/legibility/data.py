@@ -223,13 +223,14 @@ def build(spec, split_table, phenotypes, variables: dict, sources: dict, where=N
         if missing:
             raise ValueError(f"{spec.name}: no {name} for subjects {missing[:10]}")
         rows = {s: np.asarray(open_packed(index[s][0])[index[s][1]], dtype=np.float64) for split in SPLITS for s in subjects[split]}
-        scaled, _, _ = standardise(*[np.stack([rows[s] for s in subjects[split]]) for split in SPLITS])
+        scaled, mean, std = standardise(*[np.stack([rows[s] for s in subjects[split]]) for split in SPLITS])
         features[name] = dict(zip(SPLITS, scaled))
+        fitted[name] = {"mean": mean.tolist(), "std": std.tolist()}  # full precision: applied again, it gives the same inputs
     if spec.reads_metadata:
         table = metadata_columns(phenotypes, {n: variables[n] for n in variables_read(spec, variables)})
         scaled, mean, std = standardise(*[table.loc[subjects[split]].to_numpy(dtype=float) for split in SPLITS])
         features["metadata"] = dict(zip(SPLITS, scaled))
-        fitted["metadata"] = {"columns": list(table.columns), "mean": mean.round(6).tolist(), "std": std.round(6).tolist()}
+        fitted["metadata"] = {"columns": list(table.columns), "mean": mean.tolist(), "std": std.tolist()}
     if confounds:  # every feature less what the training subjects' confounds predict of it
         features = {name: residualised(confounds["train"], per_split, confounds) for name, per_split in features.items()}
 

@@ -329,8 +329,10 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     phenotypes = data.deconfounded(spec, split_table, phenotypes, variables)  # the target it learns
     datasets, fitted = data.build(spec, split_table, phenotypes, variables, sources, where=f"{spec.name}, {fold}")
     log.info("%s, %s: %s", spec.name, fold, ", ".join(f"{len(datasets[s])} {s}" for s in SPLITS))
-    features = baseline.features(spec, datasets, sources.get("regions"))
+    features = baseline.features(spec, datasets, sources.get("regions"), fitted)
     linear, linear_outputs, coefficients = baseline.fit(spec, datasets, features, len(phenotypes.levels.get(spec.target, ())))
+    # the baseline's full fit at full precision (the network's frozen linear path holds it in float32)
+    fitted["baseline"] = {"weight": np.asarray(coefficients[0]).tolist(), "bias": np.asarray(coefficients[1]).tolist()}
     start, spread = offsets(linear_outputs, datasets, fitted)
     for split, dataset in datasets.items():  # the network adds to the linear model's outputs
         dataset.vectors["offset"] = start[split]
@@ -373,7 +375,7 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         "test": deep_metrics["test"],
         "baseline": linear,
         "history": state["history"],
-        "fitted": fitted,  # target and feature scaling, from the training subjects
+        "fitted": fitted,  # target and every input's scaling, the baseline's fit: from the training subjects
         "provenance": {  # what made this result; differs between hosts, not between reruns of one
             **jobs.provenance(), "spec": spec.identity(), "seed": seed, "threads": threads,
             "split_sha256": hashlib.sha256(split_table.to_csv(index=False).encode()).hexdigest(),
