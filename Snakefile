@@ -49,13 +49,11 @@ rule all:
     input:
         "results/config.yaml",
         "results/qc.tsv",
-        "results/splits.tsv",
-        "results/performance.tsv",
-        "results/legibility.tsv",
-        "results/performance_grid.png",
-        "results/dashboard.html",
+        # the grid's results (none in predict mode without a grid), and each bundle's predictions
+        *(["results/splits.tsv", "results/performance.tsv", "results/legibility.tsv", "results/performance_grid.png", "results/dashboard.html",
+           *(f"results/{path}" for path in ANALYSIS_FIGURES.values())] if MODELS else []),  # fmt: skip
         *(f"results/models/{m}/brain_age.tsv" for m in BRAIN_AGE_MODELS),
-        *(f"results/{path}" for path in ANALYSIS_FIGURES.values()),
+        *(f"results/predictions/{m}.tsv" for m in PREDICT),
         *(["results/connectivity/group_mean.png"] if CONNECTIVITY_FROM in EXPECTED else []),
         *(["results/mind/group_mean.png"] if USES_MIND else []),
         *(["results/preprocessed/dataset_description.json"] if RESOLUTIONS or USES_MIND else []),

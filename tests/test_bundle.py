@@ -137,5 +137,37 @@ def test_every_scaling_a_model_fitted_is_in_its_metrics_at_full_precision(cohort
     regions = read_tsv(sources["regions"]).set_index(["subject", "modality"]).loc[[(s, "t1") for s in test]].to_numpy(float)
     assert np.array_equal(rescale(regions, fitted["regions"]), X["test"][:, : regions.shape[1]].astype(np.float32))
     _, outputs, _ = baseline.fit(model, datasets, X, 0)
-    weight, bias = np.array(fitted["baseline"]["weight"]), np.array(fitted["baseline"]["bias"])
-    assert np.allclose(X["test"] @ weight.T + bias, outputs["test"], rtol=0, atol=1e-9)
+    assert np.array_equal(baseline.outputs_of(model, fitted["baseline"], X["test"], 0), outputs["test"])
+
+
+@pytest.mark.parametrize("inputs, target, target_type, model", [
+    (("t1", "flair"), "age", "continuous", {}), (("t1",), "age", "continuous", {"kind": "sfcn", "soft_labels": True}),
+    (("connectivity", "serology"), "sex", "binary", {}), (("mind", "serology"), "smoking", "categorical", {}),
+])  # fmt: skip
+def test_a_bundle_predicts_its_test_subjects_as_its_training_job_did(cohort, tmp_path, inputs, target, target_type, model):  # noqa: F811
+    """Inputs rebuilt from the card's scalings, the bundle's baseline and network: the same
+    predictions, to the bit, as the training job's on its test subjects."""
+    import numpy as np
+    import pandas as pd
+
+    from legibility import predict
+    from test_train import SUBJECTS
+
+    sources, phenotypes, split = cohort
+    model_spec = spec(target, inputs, target_type, **model)
+    summary = train.run(model_spec, split, phenotypes, VARIABLES, sources, seed=6, out_dir=tmp_path)
+    weights = {"holdout": (tmp_path / "model.pt").read_bytes()}
+    declared = {n: {**v, **({"levels": phenotypes.levels[n]} if n in phenotypes.levels else {})} for n, v in VARIABLES.items()}
+    config = {"phenotypes": {"variables": declared}, "inputs": {"space": "mni"}, "seed": 1, "split": {},
+              **{k: {"kind": "correlation"} if k == "connectivity" else {} for k in ("skullstrip", "registration", "qc", "preprocess", "augment", "mind", "connectivity", "atlas")},
+              "baseline": {"atlas": {}}, "mind": {"atlas": {}}}  # fmt: skip
+    bundle.write(tmp_path / "b.tar", bundle.card({"holdout": summary}, weights, config, performance_row(), {}), weights)
+    expected = pd.read_csv(tmp_path / "predictions.tsv", sep="\t", dtype={"subject": str}).query("split == 'test'")
+    declared = {n: declared[n] for n in summary["variables_read"]}
+    from legibility.io import write_tsv
+
+    write_tsv(tmp_path / "got.tsv", predict.run(tmp_path / "b.tar", "holdout", list(expected.subject), sources, phenotypes, declared))
+    got = pd.read_csv(tmp_path / "got.tsv", sep="\t", dtype={"subject": str})  # as the training job's file: written, then read
+    for column in [c for c in expected.columns if c in got.columns and c != "subject"]:
+        assert np.array_equal(got[column].to_numpy(), expected[column].to_numpy()), column
+    assert {"prediction", "score", "baseline_prediction"} <= set(got.columns) and len(got) == 6 and set(got.subject) <= set(SUBJECTS)

@@ -221,6 +221,8 @@ def test_the_baseline_runs_for_every_input_kind(cohort, inputs, target, target_t
     n_classes = len(phenotypes.levels.get(target, ()))
     described, outputs, _ = baseline.fit(model_spec, datasets, X, n_classes)
     assert outputs["test"].shape == (6, n_classes if n_classes > 2 else 1)
+    for split in ("val", "test"):  # the recorded fit gives the same outputs, to the bit (a bundle predicts with it)
+        assert np.array_equal(baseline.outputs_of(model_spec, described["estimator"], X[split], n_classes), outputs[split])
     scores = train.evaluate(model_spec, outputs, datasets, fitted, phenotypes)[1]["test"]
     if inputs == ("t1",):
         assert scores["r2"] > 0.5  # the region means carry age

@@ -398,3 +398,34 @@ def test_the_dashboard_in_headless_chromium(run, tmp_path):
 def test_lint_is_clean():
     result = run_snakemake(ROOT, "--lint")
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_predict_mode_applies_bundles_with_their_own_settings(run):
+    """Last (it rewrites results/config.yaml): predict mode on the demo's own cohort, with its
+    bundles. The demo's test subjects get the predictions their training jobs wrote: to the
+    bit for the baselines and a model without images, and within float32 rounding for an image
+    model (its convolutions were batched with other subjects). A config that sets another atlas
+    is refused, naming the setting."""
+    models = ("age__t1__64", "sex__connectivity")
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["predict"] = {"bundles": [f"results/bundles/{m}.tar" for m in models]}
+    run_snakemake(run, *(f"results/bundles/{m}.tar" for m in models))
+    (run / "predict.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(run, configfile=run / "predict.yaml")
+    for model in models:
+        new = read_tsv(run / "results" / "predictions" / f"{model}.tsv").set_index("subject")
+        old = read_tsv(run / "results" / "models" / model / "holdout" / "predictions.tsv").query("split == 'test'").set_index("subject")
+        assert new.filter(like="qc_").eq("pass").all(axis=1).sum() == new.prediction.notna().sum() > len(old)
+        for column in [c for c in old.columns if c in new.columns]:
+            got, expected = new.loc[old.index, column], old[column]
+            if model == "sex__connectivity" or column.startswith("baseline_") or column == "true":
+                assert got.equals(expected), (model, column)
+            else:
+                assert np.allclose(got, expected, rtol=1e-6, atol=0), (model, column)
+        summary = json.loads((run / "results" / "predictions" / f"{model}.json").read_text())
+        headline = "r2" if model.startswith("age") else "balanced_accuracy"  # the cohort has the target: scored, with an interval
+        assert summary["n_scored"] == summary["n_predicted"] and headline in summary["test"] and summary["interval"]
+    config["atlas"] = {**config["atlas"], "n_regions": 32}
+    (run / "other_atlas.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(run, "-n", configfile=run / "other_atlas.yaml", check=False)
+    assert result.returncode != 0 and "results/bundles/sex__connectivity.tar was trained with atlas.n_regions = 64; this config sets 32" in result.stdout + result.stderr

@@ -122,7 +122,23 @@ def fit(spec, datasets, X: dict, n_classes: int):
             probabilities = cross_val_predict(refit, X["train"], y, cv=inner, method="predict_proba")
         outputs["cross_fitted"] = _outputs(spec, _probabilities(probabilities, np.unique(y), n_classes))
     described["n_features"] = int(X["train"].shape[1])
+    described["estimator"] = {"coef": model.coef_.tolist(), "intercept": np.ravel(model.intercept_).tolist(),
+                              **({"classes": model.classes_.tolist()} if spec.target_type != "continuous" else {})}  # fmt: skip
     return described, outputs, (weight, bias)
+
+
+def outputs_of(spec, estimator: dict, X, n_classes: int):
+    """The full fit's outputs for features X (as `fit` gives them for a split), from its
+    recorded coefficients (`estimator`): scikit-learn's own prediction, the same computation."""
+    if spec.target_type == "continuous":
+        model = Ridge()
+        model.coef_, model.intercept_ = np.array(estimator["coef"]), estimator["intercept"][0]
+        model.n_features_in_ = model.coef_.shape[-1]
+        return model.predict(X)[:, None]
+    model = LogisticRegression()
+    model.coef_, model.intercept_, model.classes_ = (np.array(estimator[k]) for k in ("coef", "intercept", "classes"))
+    model.n_features_in_ = model.coef_.shape[1]
+    return _outputs(spec, _probabilities(model.predict_proba(X), model.classes_, n_classes))
 
 
 def _probabilities(present, classes, n_classes):

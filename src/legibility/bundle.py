@@ -104,15 +104,22 @@ def write(path, card: dict, weights: dict) -> None:
             archive.addfile(info, io.BytesIO(data))
 
 
+def read_card(path) -> dict:
+    """A bundle's card alone (the weights stay in the archive); refuses another card format."""
+    with tarfile.open(path) as archive:
+        card = json.loads(archive.extractfile("card.json").read())
+    if card.get("format") != FORMAT:
+        raise ValueError(f"{path}: bundle format {card.get('format')!r}, this legibility reads format {FORMAT}")
+    return card
+
+
 def read(path) -> tuple:
     """(card, {fold: state dict}) of a bundle; refuses another card format and weights whose
     SHA-256 is not the card's."""
     import torch
 
+    card = read_card(path)
     with tarfile.open(path) as archive:
-        card = json.loads(archive.extractfile("card.json").read())
-        if card.get("format") != FORMAT:
-            raise ValueError(f"{path}: bundle format {card.get('format')!r}, this legibility reads format {FORMAT}")
         states = {}
         for fold, entry in card["folds"].items():
             data = archive.extractfile(entry["weights"]).read()

@@ -331,9 +331,10 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
     log.info("%s, %s: %s", spec.name, fold, ", ".join(f"{len(datasets[s])} {s}" for s in SPLITS))
     features = baseline.features(spec, datasets, sources.get("regions"), fitted)
     linear, linear_outputs, coefficients = baseline.fit(spec, datasets, features, len(phenotypes.levels.get(spec.target, ())))
-    # the baseline's full fit at full precision (the network's frozen linear path holds it in float32)
-    fitted["baseline"] = {"weight": np.asarray(coefficients[0]).tolist(), "bias": np.asarray(coefficients[1]).tolist()}
+    fitted["baseline"] = linear.pop("estimator")  # the full fit, at full precision: a bundle predicts with it
     start, spread = offsets(linear_outputs, datasets, fitted)
+    if spread is not None:
+        fitted["spread"] = spread  # of the soft labels around the linear start
     for split, dataset in datasets.items():  # the network adds to the linear model's outputs
         dataset.vectors["offset"] = start[split]
     layer = linear_layer(coefficients, fitted, spread)

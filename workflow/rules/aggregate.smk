@@ -91,3 +91,25 @@ rule bundle:
 rule bundles:
     input:
         expand("results/bundles/{model}.tar", model=MODELS),
+
+
+# Predict mode: each bundle's model on this cohort, prepared with the bundle's own settings
+rule predict:
+    input:
+        unpack(predict_inputs),
+    output:
+        predictions="results/predictions/{model}.tsv",
+        metrics="results/predictions/{model}.json",
+    params:
+        phenotypes=PHENOTYPE_FILE,
+        variables=lambda w: {n: config["phenotypes"]["variables"][n] for n in predict_variables(w.model)},
+        modalities=lambda w: [CONNECTIVITY_FROM if m == BOLD else m for m in PREDICT_SPECS[w.model].raw_modalities],
+        seed=config["seed"],
+    log:
+        "logs/predict/{model}.log",
+    benchmark:
+        "results/benchmarks/predict/{model}.tsv"
+    conda:
+        "../../envs/legibility.yaml"
+    script:
+        "../../scripts/predict.py"

@@ -1,5 +1,6 @@
 # Config validation, input discovery and the helpers rules share.
 
+import copy
 import functools
 import sys
 from pathlib import Path
@@ -14,15 +15,21 @@ min_version("9.0")
 # even where it is not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from legibility import BOLD, MIND, MODALITIES, connectivity, demo, grid, inputs, jobs, shards, splits  # noqa: E402
+from legibility import BOLD, MIND, MODALITIES, connectivity, demo, grid, inputs, jobs, predict, shards, splits  # noqa: E402
 from legibility.config import canonical_order  # noqa: E402
 from legibility.dag import per_job, trim_snakemake_overhead  # noqa: E402
 
+_written = copy.deepcopy(config)  # the config file as written, before the schema's defaults
 validate(config, "../schemas/config.schema.yaml")
 canonical_order(config)  # reordered keys in a config file must not rerun anything
 
 try:
-    SPECS = grid.expand_grid(config)
+    # predict mode: each bundle's preprocessing settings replace the config's
+    PREDICT = predict.adopt(config, _written) if config["predict"]["bundles"] else {}
+    if not config.setdefault("grid", []) and not PREDICT:
+        raise grid.ConfigError("the config has no grid (models to train) and no predict.bundles (models to apply)")
+    SPECS = grid.expand_grid(config) if config["grid"] else {}
+    PREDICT_SPECS = {model: grid.ModelSpec.from_dict(card["spec"]) for model, (_, card) in PREDICT.items()}
     if config["demo"]["enabled"]:
         _plan = demo.plan(config["demo"]["n_subjects"], config["seed"], config["demo"]["unstripped"])
         IMAGES, REJECTED = demo.image_paths(_plan, config["inputs"]["root"], config["inputs"]["templates"]), []
@@ -55,7 +62,7 @@ QC_THRESHOLDS = {**config["qc"], "censor_fd": config["connectivity"]["censor_fd"
 _needed = {CONNECTIVITY_FROM if m == BOLD else m for spec in SPECS.values() for m in spec.raw_modalities} - set(EXPECTED)
 if _needed:
     raise WorkflowError(f"the grid uses {', '.join(sorted(_needed))} but inputs.templates has no template for it")
-USES_MIND = any(MIND in spec.inputs for spec in SPECS.values())
+USES_MIND = any(MIND in spec.inputs for spec in (*SPECS.values(), *PREDICT_SPECS.values()))
 if USES_MIND and config["mind"]["resolution"] not in config["preprocess"]["resolutions"]:
     raise WorkflowError(f"mind.resolution {config['mind']['resolution']} is not one of preprocess.resolutions {config['preprocess']['resolutions']}")
 
@@ -81,7 +88,7 @@ TARGETS = sorted({spec.target for spec in SPECS.values()})
 BRAIN_AGE_MODELS = [m for m, s in SPECS.items() if s.target in config["brain_age"]["targets"] and s.target_type == "continuous"
                     and not (s.deconfound and s.confounds)]  # fmt: skip
 TARGET_MODALITIES = {t: [CONNECTIVITY_FROM if m == BOLD else m for m in ms] for t, ms in grid.target_modalities(SPECS).items()}
-RESOLUTIONS = grid.image_resolutions(SPECS)  # packed for training; NIfTI for every configured one
+RESOLUTIONS = grid.image_resolutions({**SPECS, **PREDICT_SPECS})  # packed for models; NIfTI for every configured one
 # where the phenotype table is and how to read it; variable declarations go to rules one by one
 PHENOTYPE_FILE = {k: config["phenotypes"][k] for k in ("path", "subject_column", "strip_prefix")}
 
@@ -238,3 +245,24 @@ def bundle_atlases(wildcards):
     if MIND in spec.inputs:
         files["mind"] = "results/atlas/mind.nii.gz"
     return files
+
+
+def predict_inputs(wildcards):
+    """What a bundle's model reads of the new cohort (the images and region means at its grid,
+    its connectivity or MIND), beside the bundle, QC and the phenotype table."""
+    path, card = PREDICT[wildcards.model]
+    spec = PREDICT_SPECS[wildcards.model]
+    files = {"bundle": path, "qc": "results/qc.tsv", "phenotypes": config["phenotypes"]["path"]}
+    if spec.images:
+        files.update(preprocess=f"results/preprocessed/index_res-{spec.resolution}.tsv", regions="results/regions.tsv")
+    if spec.uses_connectivity:
+        files["connectivity"] = "results/connectivity/index.tsv"
+    if MIND in spec.inputs:
+        files["mind"] = "results/mind/index.tsv"
+    return files
+
+
+def predict_variables(model):
+    """The variables a bundle's model reads, and its target where this cohort declares it (to score it)."""
+    card = PREDICT[model][1]
+    return [*card["variables_read"], *([card["target"]["name"]] if card["target"]["name"] in config["phenotypes"]["variables"] else [])]
