@@ -25,7 +25,7 @@ def check(card: dict, variables: dict, templates: dict) -> None:
 
     where = f"bundle {card['model']}"
     spec = ModelSpec.from_dict(card["spec"])
-    missing = [m for m in spec.raw_modalities if (BOLD if m == BOLD else m) not in templates and not (m == BOLD and "connectome" in templates)]
+    missing = [m for m in spec.raw_modalities if m not in templates and not (m == BOLD and "connectome" in templates)]
     if missing:
         raise ValueError(f"{where} reads {', '.join(missing)}, and inputs.templates has no template for it")
     for name, declared in card["variables_read"].items():
