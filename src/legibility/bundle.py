@@ -27,8 +27,10 @@ def sha256(data: bytes) -> str:
 
 
 def input_kinds(summary: dict) -> list:
+    from . import MIND, MODALITIES
+
     inputs = set(summary["inputs"])
-    return [k for k, found in (("images", inputs & {"t1", "flair", "dwi"}), ("connectivity", "connectivity" in inputs), ("mind", "mind" in inputs)) if found]
+    return [k for k, found in (("images", inputs & set(MODALITIES)), ("connectivity", "connectivity" in inputs), ("mind", MIND in inputs)) if found]
 
 
 def card(folds: dict, weights: dict, config: dict, performance_row: dict, atlases: dict) -> dict:
