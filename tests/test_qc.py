@@ -176,3 +176,21 @@ def test_montage_of_a_failed_image(tmp_path, tmp_image):
                         ["t1", "flair"], THRESHOLDS, montage_dir=tmp_path / "montages")  # fmt: skip
     assert list(rows["status"]) == ["fail", "fail"]
     assert sorted(p.name for p in (tmp_path / "montages").iterdir()) == ["sub-01_t1.png"]  # a missing file has no picture
+
+
+@pytest.mark.parametrize("zooms", [(1.0, 1.0, 1.0), (0.8, 1.5, 3.2)])
+def test_the_outside_fraction_equals_scipys_distance_over_the_whole_image(zooms):
+    """Distances are computed near the mask only: the same share as scipy's distance transform
+    over the whole image, masks touching the image's edge included."""
+    from scipy import ndimage
+
+    draw = np.random.default_rng(1)
+    for _ in range(6):
+        data = draw.gamma(2.0, 100.0, (40, 48, 36))
+        inside = np.zeros(data.shape, bool)  # a blob or two, inside the image or at its edge
+        for centre in draw.integers(0, data.shape, (int(draw.integers(1, 3)), 3)):
+            inside[tuple(slice(max(c - 4, 0), c + 5) for c in centre)] = True
+        inside = ndimage.binary_dilation(inside, iterations=2)
+        expected = np.where(data > 50, data, 0)[ndimage.distance_transform_edt(~inside, sampling=zooms) > qc.MARGIN_MM].sum() / np.where(data > 50, data, 0).sum()
+        assert qc.outside_fraction(data, data > 50, inside, zooms) == pytest.approx(expected, rel=1e-12)
+    assert qc.outside_fraction(data, data > 50, np.zeros_like(inside), zooms) == 1.0

@@ -101,13 +101,13 @@ def cluster(tmp_path_factory):
 
 
 def small_demo(workdir):
-    """The demo, smaller: 16 subjects in 1 shard, 64³ only, four models: two image models, which
+    """The demo, smaller: 12 subjects in 1 shard, 64³ only, four models: two image models, which
     ask for a GPU, a connectivity and a metadata model, which do not. The two image models read
     the same inputs (one target's split, the same images), so they are ready at the same moment:
     only a limit on GPUs could keep them from training side by side. Jobs ask for what the test
     node has (2 GB for a training job)."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config["demo"]["n_subjects"] = 16
+    config["demo"]["n_subjects"] = 12
     config["demo"]["unstripped"] = 1
     config["shards"] = 1  # on SLURM, every job is a submission: the fewer the quicker
     config["confounds"] = {"variables": []}  # no comparators: two jobs fewer

@@ -105,7 +105,15 @@ def check_structural(path, thresholds: dict, mask=None, brain=None) -> dict:
 
 def outside_fraction(data, foreground, inside, zooms) -> float:
     """Share of the foreground's signal farther than MARGIN_MM outside the brain mask `inside`."""
-    outside = ndimage.distance_transform_edt(~inside, sampling=zooms) > MARGIN_MM if inside.any() else np.ones_like(inside)
+    outside = np.ones_like(inside)
+    if inside.any():
+        # the distance only within MARGIN_MM of the mask's bounding box: voxels
+        # beyond it are farther on one axis alone, and every mask voxel is inside it (so the
+        # same distances as over the whole image, at a fraction of the cost)
+        pad = np.ceil(MARGIN_MM / np.asarray(zooms, float)).astype(int)
+        spans = [np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+        box = tuple(slice(max(span[0] - p, 0), span[-1] + p + 1) for span, p in zip(spans, pad))
+        outside[box] = ndimage.distance_transform_edt(~inside[box], sampling=zooms) > MARGIN_MM
     weights = np.where(foreground, data, 0)
     return float(weights[outside].sum() / weights.sum())
 

@@ -57,7 +57,10 @@ def extractor(threads: int, input_size: int = 256):
 
     class Extractor(deepbet.BrainExtraction):
         def run_model(self, x, small_shape=(128, 128, 128), shape=(input_size,) * 3, bbox_margin=0.1):
-            return super().run_model(x, small_shape, shape, bbox_margin)
+            # TorchScript's optimising executor profiles a network's first runs, which made each
+            # job's first head take 3-4 times as long; unoptimised, the same masks to the bit
+            with torch.jit.optimized_execution(False):
+                return super().run_model(x, small_shape, shape, bbox_margin)
 
     torch.set_num_threads(threads)
     return Extractor(no_gpu=not torch.cuda.is_available())
