@@ -11,10 +11,10 @@ from legibility.config import validated  # noqa: F401  (tests import it from her
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-# Files whose workflow runs take minutes go first, one to each of the three workers (pyproject's
-# addopts): the demo's run, the cluster and kill tests (mostly waiting on SLURM's polling, then
-# the quick install tests) and the bad-input study; whichever is free takes the next.
-FIRST = ["test_workflow.py", "test_reruns.py", "test_bad_inputs.py", "test_install.py", "test_own_data.py", "test_connectomes.py"]
+# Files whose workflow runs take minutes go first. With two workers (pyproject's addopts) each
+# starts with two files: the first takes the demo's run and a quick file, the second the cluster
+# and kill tests and the bad-input study, and whichever is free takes the next.
+FIRST = ["test_workflow.py", "test_reruns.py", "test_install.py", "test_bad_inputs.py", "test_own_data.py", "test_connectomes.py"]
 
 
 def pytest_collection_modifyitems(items):

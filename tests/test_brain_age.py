@@ -36,3 +36,13 @@ def test_each_fold_is_corrected_by_its_own_validation_subjects_only():
     moved = after.fold.eq("fold-2") & after.split.eq("test")
     assert np.allclose(after.corrected_gap[moved], before.corrected_gap[moved] + 5)
     assert np.allclose(after.corrected_gap[~moved], before.corrected_gap[~moved])
+
+
+def test_a_fold_with_too_few_validation_subjects_stays_uncorrected_saying_why():
+    """A small cohort's fold with one validation subject (as a 12-subject holdout can give)
+    does not stop the run: its gaps are kept, its corrected gaps are missing, and why is said."""
+    folds = {"fold-1": predictions(1), "fold-2": predictions(2, n_val=1)}
+    table, summary = brain_age.table(folds)
+    small = table.fold == "fold-2"
+    assert table.corrected_gap[small].isna().all() and table.gap[small].notna().all() and table.corrected_gap[~small].notna().all()
+    assert "at least two ages" in summary["corrections"]["fold-2"]["reason"] and "reason" not in summary["corrections"]["fold-1"]

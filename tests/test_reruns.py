@@ -115,7 +115,7 @@ def small_demo(workdir):
     config["augment"]["copies"] = 1
     small = {"threads": 1, "mem_mb": 2000, "runtime": 30}
     config["training"].update(epochs=2, gpu=1, **small, without_images=small)
-    config["skullstrip"].update(mem_mb=2000, runtime=30)
+    config["skullstrip"].update(mem_mb=2000, runtime=30, input_size=160)  # quick: not about the masks
     config["grid"] = [
         {"targets": ["sex"], "input_sets": [["t1"], ["flair"]]},
         {"targets": ["age"], "input_sets": [["connectivity"]]},

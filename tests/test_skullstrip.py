@@ -68,7 +68,7 @@ def dice(a, b) -> float:
 
 
 def test_deepbet_finds_the_demo_heads_true_brain(bet, tmp_path):
-    """At deepbet's 256³ and at the demo's quicker 160³ (skullstrip.input_size): the masks of a
+    """At deepbet's 256³ and at the demo's quicker 192³ (skullstrip.input_size): the masks of a
     head with scalp match its true brain, and each other."""
     image, brain = demo.with_true_brain(CONFIG["seed"], 10, "003", "t1")
     nib.save(image, tmp_path / "t1.nii.gz")
@@ -79,9 +79,9 @@ def test_deepbet_finds_the_demo_heads_true_brain(bet, tmp_path):
     assert row["tiv_ml"] == pytest.approx(truth.sum() * np.prod(image.header.get_zooms()) / 1000, rel=0.05)
     _, own, _ = deepbet.BrainExtraction(no_gpu=True).run(image)  # deepbet's own extractor: the same mask
     assert np.array_equal(np.asanyarray(own.dataobj) > 0, found)
-    quicker, _ = skullstrip.brain_mask(skullstrip.extractor(2, input_size=160), tmp_path / "t1.nii.gz", SETTINGS)
+    quicker, _ = skullstrip.brain_mask(skullstrip.extractor(2, input_size=192), tmp_path / "t1.nii.gz", SETTINGS)
     quicker = np.asanyarray(quicker.dataobj) > 0
-    assert dice(quicker, found) > 0.975 and dice(quicker, truth) > 0.965  # 0.980 and 0.972 measured
+    assert dice(quicker, found) > 0.98 and dice(quicker, truth) > 0.97
 
 
 def test_a_failed_stripping_fails_the_image_with_a_montage_of_its_mask(bet, tmp_path):

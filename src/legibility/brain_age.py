@@ -37,7 +37,10 @@ def table(folds: dict):
     rows, corrections = [], {}
     for fold, predictions in folds.items():
         val = predictions[predictions["split"] == "val"]
-        correction = fit_correction(val["true"], val["prediction"])
+        try:
+            correction = fit_correction(val["true"], val["prediction"])
+        except ValueError as error:  # too few validation subjects: the gaps stay uncorrected, saying why
+            correction = {"alpha": float("nan"), "beta": float("nan"), "n": int(len(val)), "reason": str(error)}
         frame = predictions[predictions["split"].isin(["val", "test"])]
         rows.append(pd.DataFrame({
             "subject": frame["subject"].astype(str), "fold": fold, "split": frame["split"], "age": frame["true"],
