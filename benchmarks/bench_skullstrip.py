@@ -3,7 +3,7 @@
 Side by side on one CPU thread, each in a fresh process (so each peak RSS is its own):
 - workflow: skullstrip.run_shard, what the brain_mask_shard rule runs (mask, intracranial
   volume, checks, sidecar), on files;
-- workflow_192: the same with skullstrip.input_size 192 (the demo's), not deepbet's 256;
+- workflow_160: the same with skullstrip.input_size 160 (the demo's), not deepbet's 256;
 - deepbet: deepbet's own run_bet on the same files, writing the mask, as its README shows.
 Images: the demo generator's 1 mm 182x218x182 T1 with scalp and skull (timed), and heads of the
 demo cohort with scalp and skull (their true brain masks known): Dice of each mask with the
@@ -44,7 +44,7 @@ def measure(side, folder, heads):
         started = time.perf_counter()
         if side.startswith("workflow"):
             settings = {**validated(json.loads((folder / "config.json").read_text()))["skullstrip"], "threads": 1}
-            settings["input_size"] = 192 if side == "workflow_192" else settings["input_size"]
+            settings["input_size"] = 160 if side == "workflow_160" else settings["input_size"]
             mask = skullstrip.run_shard({name: {"t1": str(path)}}, settings, out)["mask"][0]
         else:
             import deepbet
@@ -76,7 +76,7 @@ def main():
                   "grid": [{"targets": ["a"], "input_sets": [["t1"]]}]}  # fmt: skip
         (Path(folder) / "config.json").write_text(json.dumps(config))
         results = {}
-        for side in ("workflow", "workflow_192", "deepbet"):
+        for side in ("workflow", "workflow_160", "deepbet"):
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:  # its own peak RSS
                 result = pool.submit(measure, side, folder, args.heads).result()
             scores = [dice(np.asanyarray(nib.load(result["masks"][f"head-{k}"]).dataobj) > 0, truth) for k, truth in enumerate(truths)]

@@ -9,7 +9,7 @@ from legibility.grid import ConfigError, expand_grid, input_sets, model_name, ta
 
 def test_demo_config_validates_and_gets_schema_defaults(demo_config):
     # set in config.yaml
-    assert demo_config["shards"] == 4
+    assert demo_config["shards"] == 2
     # not set there: filled from the schema, including nested sections
     assert demo_config["qc"]["max_anisotropy"] == 3.0
     assert demo_config["mind"]["features"] == ["t1", "flair", "dwi"] and demo_config["mind"]["resolution"] == 64

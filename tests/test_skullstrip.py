@@ -43,24 +43,25 @@ def thin_scalp(image, brain):
     return nib.Nifti1Image(data, image.affine)
 
 
-def verdict(bet, image, tmp_path, name):
-    path, folder = tmp_path / f"{name}.nii.gz", tmp_path / name
-    nib.save(image, path)
-    brain = skullstrip.run_shard({"s": {"t1": str(path)}}, SETTINGS, folder).iloc[0].to_dict()
-    return qc.check_subject("s", {"t1": str(path)}, ["t1"], THRESHOLDS, brain)[0]
+def verdicts(images: dict, tmp_path) -> dict:
+    """QC's verdict on each image (name -> image), given its learned brain mask (one shard)."""
+    paths = {name: tmp_path / f"{name}.nii.gz" for name in images}
+    for name, image in images.items():
+        nib.save(image, paths[name])
+    brains = skullstrip.run_shard({name: {"t1": str(path)} for name, path in paths.items()}, SETTINGS, tmp_path / "masks")
+    return {b["subject"]: qc.check_subject(b["subject"], {"t1": str(paths[b["subject"]])}, ["t1"], THRESHOLDS, b)[0] for b in brains.to_dict("records")}
 
 
 @pytest.mark.parametrize("subject", ["001", "002"])  # a woman and a man of the demo
-def test_brain_extracted_images_pass_and_thin_scalps_fail_at_every_head_size(bet, tmp_path, subject):
+def test_brain_extracted_images_pass_and_thin_scalps_fail_at_every_head_size(tmp_path, subject):
     image, brain = demo.with_true_brain(CONFIG["seed"], 10, subject, "t1", unstripped=False)
-    for factor in (0.85, 0.95, 1.1):
-        row = verdict(bet, scaled(image, factor), tmp_path, f"brain-{factor}")
-        assert row["status"] == "pass", (factor, row["reasons"])
-        assert row["outside_fraction"] < 0.01
-    for factor in (0.85, 1.1):
-        head = thin_scalp(scaled(image, factor), scaled(brain, factor))
-        row = verdict(bet, head, tmp_path, f"head-{factor}")
-        assert row["status"] == "fail" and "scalp or skull left" in row["reasons"], factor
+    brains = {f"brain{round(100 * f)}": scaled(image, f) for f in (0.85, 0.95, 1.1)}
+    heads = {f"head{round(100 * f)}": thin_scalp(scaled(image, f), scaled(brain, f)) for f in (0.85, 1.1)}
+    rows = verdicts(brains | heads, tmp_path)
+    for name in brains:
+        assert rows[name]["status"] == "pass" and rows[name]["outside_fraction"] < 0.01, (name, rows[name]["reasons"])
+    for name in heads:
+        assert rows[name]["status"] == "fail" and "scalp or skull left" in rows[name]["reasons"], name
 
 
 def dice(a, b) -> float:
@@ -68,7 +69,7 @@ def dice(a, b) -> float:
 
 
 def test_deepbet_finds_the_demo_heads_true_brain(bet, tmp_path):
-    """At deepbet's 256³ and at the demo's quicker 192³ (skullstrip.input_size): the masks of a
+    """At deepbet's 256³ and at the demo's quicker 160³ (skullstrip.input_size): the masks of a
     head with scalp match its true brain, and each other."""
     image, brain = demo.with_true_brain(CONFIG["seed"], 10, "003", "t1")
     nib.save(image, tmp_path / "t1.nii.gz")
@@ -79,9 +80,9 @@ def test_deepbet_finds_the_demo_heads_true_brain(bet, tmp_path):
     assert row["tiv_ml"] == pytest.approx(truth.sum() * np.prod(image.header.get_zooms()) / 1000, rel=0.05)
     _, own, _ = deepbet.BrainExtraction(no_gpu=True).run(image)  # deepbet's own extractor: the same mask
     assert np.array_equal(np.asanyarray(own.dataobj) > 0, found)
-    quicker, _ = skullstrip.brain_mask(skullstrip.extractor(2, input_size=192), tmp_path / "t1.nii.gz", SETTINGS)
+    quicker, _ = skullstrip.brain_mask(skullstrip.extractor(2, input_size=160), tmp_path / "t1.nii.gz", SETTINGS)
     quicker = np.asanyarray(quicker.dataobj) > 0
-    assert dice(quicker, found) > 0.98 and dice(quicker, truth) > 0.97
+    assert dice(quicker, found) > 0.975 and dice(quicker, truth) > 0.965  # 0.980 and 0.973 measured
 
 
 def test_a_failed_stripping_fails_the_image_with_a_montage_of_its_mask(bet, tmp_path):

@@ -110,8 +110,8 @@ def fit(spec, datasets, X: dict, n_classes: int):
         else:  # a class absent from training keeps a probability of about 1e-12
             weight, bias = np.zeros((n_classes, X["train"].shape[1])), np.full(n_classes, np.log(1e-12))
             weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
-    outputs = {split: _outputs(spec, model.predict(X[split])[:, None] if spec.target_type == "continuous"
-                               else _probabilities(model.predict_proba(X[split]), model.classes_, n_classes)) for split in SPLITS}  # fmt: skip
+    outputs = {split: _outputs(spec, _rowwise(model.predict, X[split])[:, None] if spec.target_type == "continuous"
+                               else _probabilities(_rowwise(model.predict_proba, X[split]), model.classes_, n_classes)) for split in SPLITS}  # fmt: skip
     if inner is None:
         outputs["cross_fitted"] = outputs["train"]
     elif spec.target_type == "continuous":
@@ -134,11 +134,17 @@ def outputs_of(spec, estimator: dict, X, n_classes: int):
         model = Ridge()
         model.coef_, model.intercept_ = np.array(estimator["coef"]), estimator["intercept"][0]
         model.n_features_in_ = model.coef_.shape[-1]
-        return model.predict(X)[:, None]
+        return _rowwise(model.predict, X)[:, None]
     model = LogisticRegression()
     model.coef_, model.intercept_, model.classes_ = (np.array(estimator[k]) for k in ("coef", "intercept", "classes"))
     model.n_features_in_ = model.coef_.shape[1]
-    return _outputs(spec, _probabilities(model.predict_proba(X), model.classes_, n_classes))
+    return _outputs(spec, _probabilities(_rowwise(model.predict_proba, X), model.classes_, n_classes))
+
+
+def _rowwise(predict, X):
+    """`predict` one subject at a time: the last bits of a matrix product depend on how many rows
+    it has (BLAS blocks them), and a bundle must predict each subject as its training job did."""
+    return np.concatenate([predict(X[i : i + 1]) for i in range(len(X))]) if len(X) else predict(X)
 
 
 def _probabilities(present, classes, n_classes):

@@ -88,7 +88,7 @@ def phenotypes(subjects, seed: int) -> pd.DataFrame:
     logits = np.stack([np.zeros(n), -0.5 + 0.05 * age_c, -1.2 - 0.04 * age_c], axis=1)
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     smoking = np.array(["never", "former", "current"])[[draw.choice(3, p=p) for p in probs]]
-    hypertension = draw.random(n) < _sigmoid(-0.3 + 0.08 * age_c + 0.1 * (bmi - 27))
+    hypertension = draw.random(n) < _sigmoid(-0.3 + 0.15 * age_c + 0.15 * (bmi - 27))
     table = pd.DataFrame(
         {
             "participant_id": [f"sub-{s}" for s in subjects],

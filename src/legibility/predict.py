@@ -5,13 +5,14 @@ bundle's own linear baseline."""
 
 import numpy as np
 import pandas as pd
-import torch
 
-from . import MODALITIES, baseline, bundle, train
-from .data import ImageReader, SubjectDataset, _index, metadata_columns
+from . import MODALITIES, bundle
 from .grid import ModelSpec
 from .io import read_tsv
 from .shards import open_packed
+
+# torch and scikit-learn (data, baseline, train) are imported where a prediction is made: the
+# Snakefile imports this module for `adopt` at every parse, in every job a cluster runs
 
 
 def rescale(values, scaling: dict):
@@ -41,6 +42,8 @@ def check(card: dict, variables: dict, templates: dict) -> None:
 
 def inputs(spec, fitted: dict, subjects: list, sources: dict, phenotypes, variables: dict):
     """(SubjectDataset of `subjects`, the baseline's features X): as training built its test split."""
+    from .data import ImageReader, SubjectDataset, _index, metadata_columns
+
     images, parts = None, []
     if spec.images:
         originals = _index(read_tsv(sources["preprocess"]))
@@ -69,6 +72,10 @@ def inputs(spec, fitted: dict, subjects: list, sources: dict, phenotypes, variab
 def run(path, fold, subjects, sources, phenotypes, variables):
     """Predictions of a bundle's `fold` model for `subjects` (a frame: subject, prediction,
     score, class probabilities, and the baseline's)."""
+    import torch
+
+    from . import baseline, train
+
     card, states = bundle.read(path)
     spec, fitted, state = ModelSpec.from_dict(card["spec"]), card["folds"][fold]["fitted"], states[fold]
     levels = {**phenotypes.levels, spec.target: card["target"].get("levels", [])}
@@ -78,7 +85,7 @@ def run(path, fold, subjects, sources, phenotypes, variables):
     dataset.vectors["offset"] = (train.soft_label_loss(fitted).logits_around(linear[:, 0], spread) if spread is not None else linear).astype(np.float32)
     model = train.build_model(spec, {"train": dataset}, levels, fitted, (state["linear.weight"], state["linear.bias"]))
     model.load_state_dict(state)
-    outputs = train.predict(model, dataset, torch.device("cpu"), spec.training["batch_size"])
+    outputs = train.predict(model, dataset, torch.device("cpu"))
     frame = {"subject": subjects}
     for prefix, out in (("", outputs), ("baseline_", linear)):
         predicted, score, probabilities = train.outputs_to_predictions(spec, out, fitted, levels)

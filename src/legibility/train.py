@@ -117,8 +117,10 @@ def _autocast(device):
     return torch.autocast("cpu", enabled=False)
 
 
-def predict(model, dataset, device, batch_size, workers=0):
-    """Model outputs (float32 array) for a dataset, in order."""
+def predict(model, dataset, device, batch_size=1, workers=0):
+    """Model outputs (float32 array) for a dataset, in order. The outputs a job writes are computed
+    one subject at a time (the default): a float32 convolution's result for a subject depends on
+    which others share its batch, and a bundle must predict each subject as its training job did."""
     model.eval()
     batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
     outputs = []
@@ -339,7 +341,7 @@ def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, thread
         dataset.vectors["offset"] = start[split]
     layer = linear_layer(coefficients, fitted, spread)
     model, state = fit(spec, datasets, fitted, phenotypes.levels, seed, out_dir / "checkpoint.pt", device, layer, fold)
-    outputs = {s: predict(model, datasets[s], device, spec.training["batch_size"]) for s in ("val", "test")}
+    outputs = {s: predict(model, datasets[s], device) for s in ("val", "test")}
     predictions, deep_metrics = evaluate(spec, outputs, datasets, fitted, phenotypes)
     linear_predictions, linear_metrics = evaluate(spec, linear_outputs, datasets, fitted, phenotypes)
     linear.update(val=linear_metrics["val"], test=linear_metrics["test"])
