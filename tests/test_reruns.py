@@ -224,17 +224,16 @@ def test_the_demo_runs_through_the_slurm_profile_and_equals_a_local_run(cluster,
 def submitted_before_either_finished(log: str, models: set) -> bool:
     """Whether Snakemake's log shows every train job of `models` submitted before any of them
     finished."""
-    ids, current, submitted, finished = {}, None, [], []
+    ids, current, submitted = {}, None, set()
     for line in (line.strip() for line in log.splitlines()):
         if line.startswith("jobid: "):
             current = line.split()[1]
-        elif line.startswith("wildcards: model=") and line.split("model=")[1].split(",")[0] in models:
-            ids[current] = line.split("model=")[1].split(",")[0]
+        elif line.startswith("wildcards: model=") and (model := line.split("model=")[1].split(",")[0]) in models:
+            ids[current] = model
         elif line.startswith("Job ") and "has been submitted" in line and line.split()[1] in ids:
-            submitted.append(line.split()[1])
-        elif line.startswith("Finished jobid: ") and line.split()[2] in ids and not finished:
-            finished.append(line.split()[2])
-            return set(submitted) == set(ids) and len(ids) == len(models)
+            submitted.add(line.split()[1])
+        elif line.startswith("Finished jobid: ") and line.split()[2] in ids:
+            return submitted == set(ids) and set(ids.values()) == models
     return False
 
 
