@@ -28,8 +28,8 @@ phenotypes = read_phenotypes(source["path"], source["subject_column"], source["s
 add_derived(phenotypes, params.variables, qc)
 subjects = [s for s in ready if s in phenotypes.values.index or not spec.reads_metadata]
 levels = card["target"].get("levels", [])
-frames = [predict.run(files.bundle, fold, subjects, dict(files), phenotypes, {n: params.variables[n] for n in card["variables_read"]})
-          for fold in card["folds"]]  # fmt: skip
+read = {n: params.variables[n] for n in card["variables_read"]}
+frames = [predict.run(files.bundle, fold, subjects, dict(files), phenotypes, read, snakemake.threads) for fold in card["folds"]]
 predicted = predict.pooled(frames, spec.target_type, levels).set_index("subject")
 table = status.join(predicted, how="left").reset_index()
 table = table.astype({c: t for c, t in predicted.dtypes.items() if t == np.float32})  # written as the training job writes them

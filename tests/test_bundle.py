@@ -49,6 +49,12 @@ def test_a_bundle_holds_the_weights_and_what_shaped_its_inputs(exported):
         assert {m.mtime for m in archive.getmembers()} == {0}  # the same model, the same bytes
 
 
+def test_a_model_scored_on_too_few_subjects_for_an_interval_is_still_exported(exported):
+    card, _ = bundle.read(exported[0])
+    card["performance"].update(ci_low=None, ci_high=None)  # how a card stores performance.tsv's n/a
+    assert "[n/a, n/a]" in bundle.markdown(card)
+
+
 def test_a_bundle_of_another_format_or_with_other_weights_is_refused(exported, tmp_path):
     path, _, _ = exported
     with tarfile.open(path) as archive:

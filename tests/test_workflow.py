@@ -421,6 +421,9 @@ def test_predict_mode_applies_bundles_with_their_own_settings(run):
         summary = json.loads((run / "results" / "predictions" / f"{model}.json").read_text())
         headline = "r2" if model.startswith("age") else "balanced_accuracy"  # the cohort has the target: scored, with an interval
         assert summary["n_scored"] == summary["n_predicted"] and headline in summary["test"] and summary["interval"]
+    # on a cluster, the image model predicts on a GPU, as it trained
+    plan = run_snakemake(run, "-n", "-f", "results/predictions/age__t1__64.tsv", configfile=run / "predict.yaml").stdout
+    assert "gpu=1" in plan.split("rule predict:")[1].split("resources:")[1].splitlines()[0]
     config["atlas"] = {**config["atlas"], "n_regions": 32}
     (run / "other_atlas.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(run, "-n", configfile=run / "other_atlas.yaml", check=False)

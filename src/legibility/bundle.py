@@ -69,6 +69,10 @@ def card(folds: dict, weights: dict, config: dict, performance_row: dict, atlase
     }
 
 
+def _number(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"  # no interval on too few test subjects
+
+
 def markdown(card: dict) -> str:
     p, target = card["performance"], card["target"]
     levels = f", levels {', '.join(map(str, target['levels']))}" if "levels" in target else ""
@@ -81,8 +85,8 @@ def markdown(card: dict) -> str:
         "",
         f"Predicts **{target['name']}** ({target['type']}{levels}) from {', '.join(card['inputs'])}{grid} ({card['kind']}).",
         "",
-        f"- {p['metric']}: {p['score']:.3f} [{p['ci_low']:.3f}, {p['ci_high']:.3f}] on {p['n_test']} subjects it never saw"
-        f" (linear baseline {p['baseline_score']:.3f}, chance {p['chance']:.3f})",
+        f"- {p['metric']}: {_number(p['score'])} [{_number(p['ci_low'])}, {_number(p['ci_high'])}] on {p['n_test']} subjects it never saw"
+        f" (linear baseline {_number(p['baseline_score'])}, chance {_number(p['chance'])})",
         f"- trained on {trained}",
         f"- metadata read: {', '.join(card['variables_read']) or 'none'}",
         f"- atlases: {atlases}",

@@ -1,7 +1,7 @@
 """The model grid: which target is predicted from which inputs, one model per cell."""
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from . import BLOCKS, BOLD, CONFOUNDS, CONNECTIVITY, IMAGING, MIND, MODALITIES, VECTORS
 
@@ -58,6 +58,10 @@ class ModelSpec:
         if self.images:
             return {key: self.training[key] for key in ("threads", "mem_mb", "runtime", "gpu")}
         return {**self.training["without_images"], "gpu": 0}
+
+    def on_this_cluster(self, training: dict) -> "ModelSpec":
+        """The same model asking for this config's resources (a bundle's model applied here)."""
+        return replace(self, training={**self.training, **{k: training[k] for k in RESOURCE_KEYS if k in training}})
 
     @property
     def uses_connectivity(self) -> bool:

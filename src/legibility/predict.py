@@ -69,10 +69,12 @@ def inputs(spec, fitted: dict, subjects: list, sources: dict, phenotypes, variab
     return SubjectDataset(subjects, np.zeros(len(subjects), np.float32), images=images, vectors=vectors), X
 
 
-def run(path, fold, subjects, sources, phenotypes, variables):
+def run(path, fold, subjects, sources, phenotypes, variables, threads=1):
     """Predictions of a bundle's `fold` model for `subjects` (a frame: subject, prediction,
-    score, class probabilities, and the baseline's)."""
+    score, class probabilities, and the baseline's), on the job's GPU where it has one."""
     import torch
+
+    torch.set_num_threads(threads)
 
     from . import baseline, train
 
@@ -85,7 +87,8 @@ def run(path, fold, subjects, sources, phenotypes, variables):
     dataset.vectors["offset"] = (train.soft_label_loss(fitted).logits_around(linear[:, 0], spread) if spread is not None else linear).astype(np.float32)
     model = train.build_model(spec, {"train": dataset}, levels, fitted, (state["linear.weight"], state["linear.bias"]))
     model.load_state_dict(state)
-    outputs = train.predict(model, dataset, torch.device("cpu"))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    outputs = train.predict(model.to(device), dataset, device)
     frame = {"subject": subjects}
     for prefix, out in (("", outputs), ("baseline_", linear)):
         predicted, score, probabilities = train.outputs_to_predictions(spec, out, fitted, levels)

@@ -105,6 +105,11 @@ rule predict:
         variables=lambda w: {n: config["phenotypes"]["variables"][n] for n in predict_variables(w.model)},
         modalities=lambda w: [CONNECTIVITY_FROM if m == BOLD else m for m in PREDICT_SPECS[w.model].raw_modalities],
         seed=config["seed"],
+    threads: model_resource("threads", PREDICT_SPECS)
+    resources:
+        gpu=model_resource("gpu", PREDICT_SPECS),
+        mem_mb=model_resource("mem_mb", PREDICT_SPECS),
+        runtime=model_resource("runtime", PREDICT_SPECS),
     log:
         "logs/predict/{model}.log",
     benchmark:

@@ -29,7 +29,7 @@ try:
     if not config.setdefault("grid", []) and not PREDICT:
         raise grid.ConfigError("the config has no grid (models to train) and no predict.bundles (models to apply)")
     SPECS = grid.expand_grid(config) if config["grid"] else {}
-    PREDICT_SPECS = {model: grid.ModelSpec.from_dict(card["spec"]) for model, (_, card) in PREDICT.items()}
+    PREDICT_SPECS = {m: grid.ModelSpec.from_dict(card["spec"]).on_this_cluster(config["training"]) for m, (_, card) in PREDICT.items()}
     if config["demo"]["enabled"]:
         _plan = demo.plan(config["demo"]["n_subjects"], config["seed"], config["demo"]["unstripped"])
         IMAGES, REJECTED = demo.image_paths(_plan, config["inputs"]["root"], config["inputs"]["templates"]), []
@@ -225,13 +225,14 @@ def model_setting(key):
     return setting
 
 
-def model_resource(key):
+def model_resource(key, specs=SPECS):
     """Image models ask for a GPU and training.{threads, mem_mb, runtime}; models that read no
-    image for modest CPU resources (training.without_images)."""
+    image for modest CPU resources (training.without_images). A bundle's model applied in
+    predict mode asks for what this config's training settings give it."""
 
     @per_job
     def resource(wildcards):
-        return SPECS[wildcards.model].resources[key]
+        return specs[wildcards.model].resources[key]
 
     return resource
 
