@@ -2,6 +2,7 @@
 
 import copy
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -104,6 +105,7 @@ wildcard_constraints:
 
 
 trim_snakemake_overhead()  # the same work at every job, done once
+jobs.keep_freed_memory(os.environ)  # every job Snakemake starts, here or on a cluster node
 
 
 @per_job
