@@ -128,3 +128,13 @@ def test_stripping_masks_the_other_modalities_through_world_coordinates(bet, tmp
     assert sidecar["Method"] == "deepbet" and sidecar["Threshold"] == 0.5 and set(sidecar["ModelSHA256"]) == {"model.pt", "bbox_model.pt"}
     mask_sidecar = json.loads(open(brain["mask"][0].replace(".nii.gz", ".json")).read())
     assert mask_sidecar["IntracranialVolumeML"] == pytest.approx(brain["tiv_ml"][0])
+
+
+def test_the_intensity_range_by_selection_is_torchs_quantile_to_the_bit():
+    import torch
+
+    torch.manual_seed(0)
+    for n in (2, 3, 1001, 128**3):
+        for x in (torch.randn(n) * 50, (torch.rand(n) > 0.7).float() * torch.rand(n) * 900):
+            for q in (0.0, 0.005, 0.5, 0.995, 1.0):
+                assert torch.equal(skullstrip.quantile(x, q), torch.quantile(x, q)), (n, q)
