@@ -21,10 +21,11 @@ from legibility.io import read_tsv
 
 pytestmark = pytest.mark.workflow
 
+SUBJECTS = 12  # four a fold
 WORKFLOW = ("Snakefile", "workflow", "config", "profiles", "scripts", "src", "envs")  # of a checkout
 # small and quick: what matters here is whose settings the run uses, not what it learns
 QUICK = {
-    "shards": 2,
+    "shards": 1,
     "skullstrip": {"input_size": 160},  # quick (Dice 0.965 with true brains)
     "preprocess": {"resolutions": [64]},
     "augment": {"copies": 1},
@@ -57,11 +58,11 @@ def uk_biobank(tmp_path_factory):
     fresh copy of the workflow."""
     workdir = tmp_path_factory.mktemp("ukb")
     draw = np.random.default_rng(7)
-    eids = [str(1000001 + i) for i in range(16)]
-    male = np.arange(16) % 2
+    eids = [str(1000001 + i) for i in range(SUBJECTS)]
+    male = np.arange(SUBJECTS) % 2
     table = pd.DataFrame({
-        "eid": eids, "male": male, "age_at_scan": draw.uniform(45, 80, 16).round(1),
-        "waist_cm": (85 + 8 * male + draw.normal(0, 8, 16)).round(1), "current_smoker": draw.integers(0, 2, 16),
+        "eid": eids, "male": male, "age_at_scan": draw.uniform(45, 80, SUBJECTS).round(1),
+        "waist_cm": (85 + 8 * male + draw.normal(0, 8, SUBJECTS)).round(1), "current_smoker": draw.integers(0, 2, SUBJECTS),
     })  # fmt: skip
     table.to_csv(workdir / "phenotypes.csv", index=False)
     rows = {e: {"sex": "M" if m else "F", "age": a} for e, m, a in zip(eids, male, table.age_at_scan)}
@@ -105,12 +106,12 @@ def test_a_users_config_is_their_file_plus_schema_defaults(uk_biobank):
 
 def test_a_uk_biobank_folder_runs_end_to_end(uk_biobank):
     qc_table = read_tsv(uk_biobank.results / "qc.tsv")
-    assert len(qc_table) == 16 and (qc_table.status == "pass").all()
+    assert len(qc_table) == SUBJECTS and (qc_table.status == "pass").all()
     assert qc_table.path.str.endswith("/T1/T1_brain_to_MNI.nii.gz").all()
     performance = read_tsv(uk_biobank.results / "performance.tsv").set_index("model")
     assert set(performance.index) == {"male__t1__64", "current_smoker__constitutional"}
     splits = read_tsv(uk_biobank.results / "splits.tsv")
-    assert set(splits.subject) == {str(1000001 + i) for i in range(16)}
+    assert set(splits.subject) == {str(1000001 + i) for i in range(SUBJECTS)}
 
 
 def test_k_fold_predicts_every_subject_once_out_of_fold(uk_biobank):
@@ -121,7 +122,7 @@ def test_k_fold_predicts_every_subject_once_out_of_fold(uk_biobank):
         predictions = read_tsv(uk_biobank.results / "test_predictions" / f"{model}.tsv").set_index("subject")
         assert sorted(predictions.index) == sorted(parts.index)  # every eligible subject, once
         assert (predictions["fold"] == "fold-" + parts[predictions.index]).all()  # by the fold that left it out
-        assert performance.loc[model, "folds"] == 3 and performance.loc[model, "n_test"] == 16
+        assert performance.loc[model, "folds"] == 3 and performance.loc[model, "n_test"] == SUBJECTS
         for fold in ("fold-1", "fold-2", "fold-3"):
             held_out = json.loads((uk_biobank.results / "models" / model / fold / "metrics.json").read_text())
             assert held_out["n_test"] == (parts == fold[-1]).sum() and held_out["n_val"] == (parts == str(int(fold[-1]) % 3 + 1)).sum()
