@@ -131,6 +131,18 @@ def test_chance_counts_the_classes_present():
     assert aggregate.chance("continuous", [1.0, 2.0]) == 0.0
 
 
+def test_one_class_among_the_scored_subjects_leaves_the_cell_blank(grid):
+    """A tiny test set can hold one class of a binary target: chance is then 1, and there is no
+    skill to draw (the run once failed there, dividing by zero)."""
+    _, table, _, _ = grid
+    table = table.copy()
+    sex = table.index[table.target == "sex"][0]
+    table.loc[sex, "chance"] = 1.0
+    assert np.isnan(metrics.skill(0.7, 1.0)) and metrics.skill(0.75, 0.5) == 0.5
+    image = aggregate.grid_figure(table).axes[0].images[0].get_array()
+    assert np.ma.is_masked(image[list(dict.fromkeys(table.target)).index("sex"), 0])
+
+
 def test_a_score_that_is_not_finite_is_no_evidence():
     constant = np.full(20, 3.0)  # R² of a constant truth is undefined
     assert metrics.permutation_p("continuous", constant, np.arange(20.0), 99, seed=0) == 1.0

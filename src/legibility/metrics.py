@@ -137,5 +137,6 @@ def paired_permutation_p(target_type: str, y_true, y_a, y_b, permutations: int, 
 
 def skill(score, chance):
     """Skill above chance, (score - chance) / (1 - chance): 0 is chance and 1 perfect, for R²
-    (chance 0) and balanced accuracy (chance 1/K) alike."""
-    return (score - chance) / (1 - chance)
+    (chance 0) and balanced accuracy (chance 1/K) alike; NaN where chance is 1 (one class among
+    the scored subjects, as in a tiny test set: there is no skill to measure)."""
+    return (score - chance) / (1 - chance) if chance < 1 else float("nan")
