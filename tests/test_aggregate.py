@@ -139,6 +139,8 @@ def test_one_class_among_the_scored_subjects_leaves_the_cell_blank(grid):
     sex = table.index[table.target == "sex"][0]
     table.loc[sex, "chance"] = 1.0
     assert np.isnan(metrics.skill(0.7, 1.0)) and metrics.skill(0.75, 0.5) == 0.5
+    columns = metrics.skill(pd.Series([0.75, 0.7, 0.4]), pd.Series([0.5, 1.0, 0.0]))  # as the analyses call it
+    assert np.allclose(columns, [0.5, np.nan, 0.4], equal_nan=True)
     image = aggregate.grid_figure(table).axes[0].images[0].get_array()
     assert np.ma.is_masked(image[list(dict.fromkeys(table.target)).index("sex"), 0])
 

@@ -139,4 +139,5 @@ def skill(score, chance):
     """Skill above chance, (score - chance) / (1 - chance): 0 is chance and 1 perfect, for R²
     (chance 0) and balanced accuracy (chance 1/K) alike; NaN where chance is 1 (one class among
     the scored subjects, as in a tiny test set: there is no skill to measure)."""
-    return (score - chance) / (1 - chance) if chance < 1 else float("nan")
+    spread = 1 - np.asarray(chance, dtype=float)
+    return (score - chance) / np.where(spread > 0, spread, np.nan)  # numbers, arrays and columns alike
