@@ -23,7 +23,6 @@ from pathlib import Path
 def job(folder: Path, heads: int) -> dict:
     """One side's work, in this process: its CPU time, faults, memory and an output digest."""
     import torch
-
     import yaml
 
     from legibility import skullstrip
