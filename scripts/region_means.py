@@ -2,10 +2,10 @@
 
 import nibabel as nib
 
-from legibility import baseline, jobs
+from legibility import jobs, regions
 from legibility.io import write_tsv
 
 jobs.log_to(snakemake.log[0])
-table = baseline.shard_region_means(snakemake.input.table, snakemake.input.images, snakemake.params.resolution,
-                                    nib.load(snakemake.input.atlas))  # fmt: skip
+table = regions.shard_region_means(snakemake.input.table, snakemake.input.images, snakemake.params.resolution,
+                                   nib.load(snakemake.input.atlas))  # fmt: skip
 write_tsv(snakemake.output[0], table)

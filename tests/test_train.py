@@ -379,3 +379,13 @@ def test_a_block_left_empty_by_exclusions_is_a_config_error(demo_config):
     demo_config["grid"] = [{"targets": ["hypertension"], "input_sets": [["constitutional", "serology"]]}]
     with pytest.raises(ConfigError, match="hypertension__constitutional\\+serology: every variable of block\\(s\\) serology is excluded"):
         expand_grid(demo_config)
+
+
+def test_cpu_training_switches_deterministic_algorithms_on_without_loading_torchs_compiler():
+    """train.run's switch is torch.use_deterministic_algorithms' own, less the compiler's flag."""
+    import subprocess
+    import sys
+
+    check = ("import sys, torch; from legibility import train; train.deterministic(True); "
+             "assert torch.are_deterministic_algorithms_enabled(); assert 'torch._inductor' not in sys.modules")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stderr == ""

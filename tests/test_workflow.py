@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, planned_jobs, run_snakemake, validated
-from legibility import baseline, demo, resample, template
+from legibility import demo, regions, resample, template
 from legibility.grid import expand_grid
 from legibility.io import read_tsv
 
@@ -120,9 +120,9 @@ def test_registered_region_means_match_the_templates(run):
     mni = template.mni152(1)
     cube, affine = resample.preprocess(mni["t1"], mni["affine"], [64], 192, [0.5, 99.5], "zscore")[0][64]
     nib.save(nib.Nifti1Image(cube, affine), run / "template_res-64.nii.gz")
-    reference = baseline.region_means({("mni", "t1"): str(run / "template_res-64.nii.gz")}, atlas).iloc[0, 2:].astype(float)
-    regions = read_tsv(run / "results" / "regions.tsv")
-    subjects = regions[regions.modality == "t1"].set_index("subject").filter(like="region_").astype(float)
+    reference = regions.region_means({("mni", "t1"): str(run / "template_res-64.nii.gz")}, atlas).iloc[0, 2:].astype(float)
+    table = read_tsv(run / "results" / "regions.tsv")
+    subjects = table[table.modality == "t1"].set_index("subject").filter(like="region_").astype(float)
     difference = (subjects - reference.to_numpy()).abs().mean(axis=1)
     correlation = subjects.apply(lambda means: np.corrcoef(means, reference)[0, 1], axis=1)
     assert difference.median() < 0.2 and correlation.median() > 0.8, (difference.describe(), correlation.describe())

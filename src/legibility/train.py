@@ -320,13 +320,19 @@ def degenerate(spec, predictions, fitted) -> str:
     return "; ".join(reasons)
 
 
+def deterministic(mode: bool) -> None:
+    """torch.use_deterministic_algorithms(mode) without its import of torch's compiler (to set
+    torch.compile's flag, which no model here uses): 1.7 s of every training job's start."""
+    torch._C._set_deterministic_algorithms(mode)
+
+
 def run(spec, split_table, phenotypes, variables, sources, seed, out_dir, threads=1, fold="holdout"):
     """Everything one model job does on one fold: writes results/models/<model>/<fold>/."""
     started = time.perf_counter()
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+        deterministic(True)
     out_dir = Path(out_dir)
     phenotypes = data.deconfounded(spec, split_table, phenotypes, variables)  # the target it learns
     datasets, fitted = data.build(spec, split_table, phenotypes, variables, sources, where=f"{spec.name}, {fold}")
