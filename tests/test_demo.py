@@ -167,3 +167,24 @@ def test_make_cohort_writes_truth_and_participants(tmp_path):
     assert "older subjects move more" in truth["effects"]["motion"]
     assert all(p["t1"].exists() for p in paths.values())
     assert (tmp_path / "participants.tsv").read_text().startswith("participant_id\tsex\tage")
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_sampling_only_near_the_volumes_support_gives_scipys_values_to_the_bit(order):
+    """The generator samples its templates only within a voxel of their non-zero box: every
+    value, inside, at the edges and beyond the volume, is map_coordinates' own."""
+    from scipy import ndimage
+
+    draw = np.random.default_rng(order)
+    volume = np.zeros((20, 24, 18), np.float32)
+    volume[4:15, 6:20, 3:12] = draw.random((11, 14, 9), np.float32)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-20, -24, -18]
+    world = draw.uniform(-30, 30, (3, 7, 9, 11)).astype(np.float32)  # far beyond it, too
+    edges = np.array([[-13.0, 9, 0, 0, 0, 0], [0, 0, -13, 15, 0, 0], [0, 0, 0, 0, -13, 5]])  # half a voxel beyond the box's faces
+    world[:, 0, 0, :6] = edges
+    sampled = demo._sample(volume, world, affine, order=order)
+    voxels = np.linalg.inv(affine)[:3, :3].astype(np.float32) @ world.reshape(3, -1) + np.linalg.inv(affine)[:3, 3:].astype(np.float32)
+    reference = ndimage.map_coordinates(volume, voxels, order=order, mode="constant", prefilter=False).reshape(world.shape[1:])
+    assert sampled.dtype == reference.dtype and sampled.tobytes() == reference.tobytes()
+    assert 0 < np.count_nonzero(sampled) < sampled.size

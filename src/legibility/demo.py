@@ -191,7 +191,16 @@ def _sample(volume, template_world, mni_affine, order=1, cval=0.0):
     inverse = np.linalg.inv(mni_affine)
     flat = template_world.reshape(3, -1)
     coords = inverse[:3, :3].astype(np.float32) @ flat + inverse[:3, 3:].astype(np.float32)
-    out = ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=cval, prefilter=False)
+    if cval != 0 or order > 1:
+        out = ndimage.map_coordinates(volume, coords, order=order, mode="constant", cval=cval, prefilter=False)
+        return out.reshape(template_world.shape[1:])
+    # Only where the volume is not zero: a point more than a voxel beyond its non-zero box reads
+    # zeros alone (or the zero cval), so its value is 0 exactly; the rest are computed as before
+    nonzero = [np.flatnonzero(volume.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    out = np.zeros(coords.shape[1], volume.dtype)
+    if all(len(n) for n in nonzero):
+        inside = np.logical_and.reduce([(c >= n[0] - 1) & (c <= n[-1] + 1) for c, n in zip(coords, nonzero)])
+        out[inside] = ndimage.map_coordinates(volume, coords[:, inside], order=order, mode="constant", prefilter=False)
     return out.reshape(template_world.shape[1:])
 
 
