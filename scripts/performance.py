@@ -3,7 +3,7 @@ model's predictions on the subjects it never saw (pooled over its folds) and tra
 
 from pathlib import Path
 
-from legibility import aggregate, jobs, metrics, train
+from legibility import aggregate, jobs, metrics
 from legibility.io import save_figure, write_tsv
 
 jobs.log_to(snakemake.log[0])
@@ -23,7 +23,7 @@ for row in table.itertuples():
     predictions, out = loaded[row.model]["predictions"], Path(snakemake.output.predictions)
     write_tsv(out / f"{row.model}.tsv", predictions)
     title = f"{row.model}: {row.n_test} subjects unseen in training ({'out of fold' if row.folds > 1 else 'test'})"
-    save_figure(out / f"{row.model}.png", train.predictions_figure(title, row.target_type, row.target, predictions))
+    save_figure(out / f"{row.model}.png", aggregate.predictions_figure(title, row.target_type, row.target, predictions))
     folds = {fold["fold"]: fold for fold in loaded[row.model]["folds"]}
-    curve = train.curve_figure(f"Training of {row.model}", folds, metrics.headline(row.target_type))
+    curve = aggregate.curve_figure(f"Training of {row.model}", folds, metrics.headline(row.target_type))
     save_figure(Path(snakemake.output.curves) / f"{row.model}.png", curve)

@@ -23,6 +23,10 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 FIRST = ["test_workflow.py", "test_reruns.py", "test_install.py", "test_bad_inputs.py", "test_own_data.py", "test_connectomes.py"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--demo-results", metavar="DIR", help="the folder of a finished `make demo`: tests/test_demo_claims.py checks the README's claims on it (make demo-check)")
+
+
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's order kept

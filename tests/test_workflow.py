@@ -1,8 +1,9 @@
-"""The real Snakemake workflow, end to end, on the default demo (about eleven minutes on 2 cores).
-
-This is exactly what the README's run command does after installing: the claims about the demo
-(QC catches every defect, sex and age are predicted, the negative control is not) are checked
-on the demo itself.
+"""The real Snakemake workflow, end to end, on the demo scaled down (`suite_demo`): every stage,
+input type and grid entry of `make demo`, on fewer subjects with narrow networks trained for a
+few epochs, so that the suite stays quick. It checks what every run must show (files, QC,
+registration, splits, reruns, bundles, predict mode, report, dashboard). What the full demo
+finds, the README's claims, needs its 96 subjects: tests/test_demo_claims.py checks it on a
+finished `make demo` (`make demo-check`, which CI runs after the suite).
 """
 
 import json
@@ -24,19 +25,41 @@ from legibility.io import read_tsv
 pytestmark = pytest.mark.workflow
 
 
+def suite_demo() -> dict:
+    """The demo's configuration (config/config.yaml) on 32 subjects in one shard, two with scalp,
+    at 64³ only, one augmented copy, networks a quarter as wide trained for 3 epochs (the SFCN
+    for 2): the same stages, input sets, targets and comparators."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["demo"].update(n_subjects=32, unstripped=2)
+    config["shards"] = 1
+    config["preprocess"] = {"resolutions": [64]}
+    config["augment"]["copies"] = 1
+    config["training"]["epochs"] = 3
+    config["model"]["channels"] = [4, 4, 8, 16, 16]
+    sfcn = next(e for e in config["grid"] if e.get("model", {}).get("kind") == "sfcn")
+    sfcn["model"]["sfcn_channels"] = [4, 4, 8, 8, 8, 8]
+    sfcn["training"]["epochs"] = 2
+    return config
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
     shutil.copytree(ROOT / "config", workdir / "config")
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(suite_demo()))
     run_snakemake(workdir)
     return workdir
+
+
+def config_of(run) -> dict:
+    return yaml.safe_load((run / "config" / "config.yaml").read_text())
 
 
 def test_contract_files(run):
     for name in ("qc.tsv", "splits.tsv", "performance.tsv", "legibility.tsv", "performance_grid.png", "mind/group_mean.png"):
         assert (run / "results" / name).stat().st_size > 0, name
     performance = read_tsv(run / "results" / "performance.tsv")
-    config = validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    config = validated(config_of(run))
     assert sorted(performance["model"]) == sorted(expand_grid(config))  # the grid's cells and their comparators
     for model in performance["model"]:
         metrics = json.loads((run / "results" / "models" / model / "holdout" / "metrics.json").read_text())
@@ -84,7 +107,7 @@ def test_the_unstripped_heads_are_stripped_and_back_in_every_split(run):
 def test_unstripping_reruns_qc_and_what_follows_not_the_brain_masks(run):
     jobs = planned(run, lambda c: c["skullstrip"].update(method="none"))
     assert {"qc_shard", "register_shard", "qc_table", "preprocess_shard", "train"} <= set(jobs)
-    shards = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["shards"]
+    shards = config_of(run)["shards"]
     assert jobs["qc_shard"] == {f"shard={s:03d}" for s in range(shards)}
     assert not {"demo_cohort", "brain_mask_shard", "skullstrip_shard"} & set(jobs)
 
@@ -151,42 +174,20 @@ def test_the_augmentation_cache_holds_every_subject_with_an_image(run):
     assert set(cached.subject) == set(preprocessed.subject[preprocessed.status == "ok"])
 
 
-def test_the_demos_verdicts_follow_its_truth(run):
-    """What the demo's generator put in (results/demo/truth.json) is what the grid finds: sex and
-    age from the images that carry them, hypertension (which follows age and BMI) from the
-    constitutional block, and the negative control, pure noise, from nothing."""
-    truth = json.loads((run / "results" / "demo" / "truth.json").read_text())["effects"]
-    assert "temporal lobes" in truth["sex"] and "ventricles" in truth["age"] and "hypertension ~ age + bmi" in truth["phenotypes"]
-    performance = read_tsv(run / "results" / "performance.tsv").set_index(["target", "cell"])
-    verdicts = read_tsv(run / "results" / "legibility.tsv").set_index("target")
-    for target, cells in {"sex": ["t1", "t1+flair+dwi", "connectivity"], "age": ["t1+flair+dwi", "connectivity"],
-                          "hypertension": ["constitutional+serology"]}.items():  # fmt: skip
-        assert verdicts.loc[target, "verdict"] == "legible", target
-        assert all(performance.loc[(target, c), "legible"] == "yes" for c in cells), (target, performance.loc[target, "legible"])
-    assert verdicts.loc["negative_control", "verdict"] == "not legible"
-    assert (performance.loc["negative_control", ["model_legible", "baseline_legible"]] == "no").all(axis=None)
-    for target in verdicts.index:
-        assert (run / "results" / "targets" / f"{target}.png").stat().st_size > 0
-
-
 def test_each_cell_shows_what_it_adds_to_its_comparators(run):
     """With confounds age and sex, every target has a confounds-only model, and each imaging
-    cell's increment over it has an interval (age from the images, beyond sex, for one); the
-    negative control's cell of images and metadata has its metadata alone as a comparator, with
-    no configuration."""
+    cell's increment over it has an interval; the negative control's cell of images and metadata
+    has its metadata alone as a comparator, with no configuration."""
     performance = read_tsv(run / "results" / "performance.tsv").set_index("model")
     for model in ("age__t1__64", "age__t1+flair+dwi__64", "age__connectivity"):
         row = performance.loc[model]
         assert row.confounds_comparator == "age__confounds" and row.confounds_delta_ci_low <= row.confounds_delta_score <= row.confounds_delta_ci_high
         assert row.confounds_delta_score == pytest.approx(row.score - performance.loc["age__confounds", "score"], abs=1e-9)
-    assert performance.loc["age__t1+flair+dwi__64", "beats_confounds"] == "yes"  # R² 0.97 beyond sex's about 0
     mixed = performance.loc["negative_control__t1+flair+dwi+serology+disease__64"]
     assert mixed.comparator == "negative_control__serology+disease" and np.isfinite([mixed.delta_score, mixed.delta_ci_low, mixed.delta_p_value]).all()
-    assert mixed.adds_to_metadata == "no"  # pure noise: imaging adds nothing to its metadata either
     assert pd.isna(performance.loc["age__t1__64", "comparator"])  # nothing but imaging: no metadata comparator
     verdicts = read_tsv(run / "results" / "legibility.tsv").set_index("target")
-    assert verdicts.loc["negative_control", "imaging_adds"] == "no" and pd.isna(verdicts.loc["age", "imaging_adds"])
-    assert "t1+flair+dwi" in verdicts.loc["age", "beyond_confounds_from"].split(";")
+    assert verdicts.loc["negative_control", "imaging_adds"] in ("yes", "no") and pd.isna(verdicts.loc["age", "imaging_adds"])
 
 
 def test_no_network_falls_short_of_its_linear_baseline_unmarked(run):
@@ -225,7 +226,7 @@ def test_every_age_model_has_a_brain_age_gap_corrected_on_its_validation_subject
 
 def planned(run, change):
     """What a dry run would redo after `change(config)`: {rule: set of jobs' wildcard values}."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = config_of(run)
     change(config)
     (run / "changed.yaml").write_text(yaml.safe_dump(config))
     return planned_jobs(run, run / "changed.yaml")
@@ -334,8 +335,6 @@ def test_the_analyses_of_the_demos_grid(run):
     assert "too few" in effects.loc[effects.domain == "psychology", "note"].iloc[0]  # 7 models of 2 targets
     mi = read_tsv(analysis / "mutual_information.tsv").set_index("target")
     assert sorted(mi.index) == sorted(mi.columns) == sorted(read_tsv(run / "results" / "legibility.tsv").target)
-    # the demo's hypertension follows age and BMI: of its pairs, age is the strongest
-    assert mi.loc["hypertension"].drop("hypertension").idxmax() == "age"
     cost = read_tsv(analysis / "training_cost.tsv")
     assert cost.jobs.sum() == len(read_tsv(run / "results" / "performance.tsv")) and (cost.device_hours > 0).all()
     means = sorted(p.name for p in (analysis / "mean_images").glob("*.nii.gz"))
@@ -407,7 +406,7 @@ def test_predict_mode_applies_bundles_with_their_own_settings(run):
     an image model's included (both predict one subject at a time). A config that sets another
     atlas is refused, naming the setting."""
     models = ("age__t1__64", "sex__connectivity")
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = config_of(run)
     config["predict"] = {"bundles": [f"results/bundles/{m}.tar" for m in models]}
     run_snakemake(run, *(f"results/bundles/{m}.tar" for m in models))
     (run / "predict.yaml").write_text(yaml.safe_dump(config))
@@ -428,22 +427,3 @@ def test_predict_mode_applies_bundles_with_their_own_settings(run):
     (run / "other_atlas.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(run, "-n", configfile=run / "other_atlas.yaml", check=False)
     assert result.returncode != 0 and "results/bundles/sex__connectivity.tar was trained with atlas.n_regions = 64; this config sets 32" in result.stdout + result.stderr
-
-
-def test_predict_mode_on_a_second_cohort_scores_within_the_original_interval(run, tmp_path):
-    """A bundle applied to a cohort it never saw: the demo's generator with another seed (its
-    BOLD only, as a cohort without structural scans), run through a user's config with no grid.
-    The age model from connectivity scores an R² within the interval of its own test set."""
-    original = read_tsv(run / "results" / "performance.tsv").set_index("model").loc["age__connectivity"]
-    run_snakemake(run, "results/bundles/age__connectivity.tar")
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config["seed"] += 1
-    config["demo"].update(n_subjects=30, unstripped=0)
-    config["inputs"]["templates"] = {k: v for k, v in config["inputs"]["templates"].items() if k in ("bold", "confounds")}
-    config["predict"] = {"bundles": [str(run / "results" / "bundles" / "age__connectivity.tar")]}
-    del config["grid"]
-    (tmp_path / "second.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(tmp_path, configfile=tmp_path / "second.yaml")
-    summary = json.loads((tmp_path / "results" / "predictions" / "age__connectivity.json").read_text())
-    assert summary["n_scored"] == 29  # the one who moves too much fails QC
-    assert original.ci_low <= summary["test"]["r2"] <= original.ci_high, (summary["test"]["r2"], original.ci_low, original.ci_high)

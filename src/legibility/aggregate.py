@@ -334,3 +334,55 @@ def target_figure(table: pd.DataFrame, target: str):
     ax.invert_yaxis()
     ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def curve_figure(title, folds: dict, metric: str):
+    """Per fold (fold -> metrics.json): training and validation loss per epoch, the validation
+    metric, and the epoch kept (dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss, score) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for (fold, summary), colour in zip(folds.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(folds)):
+        history = summary["history"]
+        epochs = [h["epoch"] for h in history]
+        loss.plot(epochs, [h["train_loss"] for h in history], color=colour, alpha=0.5)
+        loss.plot(epochs, [h["val_loss"] for h in history], color=colour, label=f"{fold} (kept: epoch {summary['best_epoch']})")
+        score.plot(epochs, [h["val_metric"] for h in history], color=colour)
+        for ax in (loss, score):
+            ax.axvline(summary["best_epoch"], color=colour, ls=":", lw=1)
+    loss.set(xlabel="epoch (0: the linear start)", ylabel="loss (faint: training, solid: validation)")
+    loss.legend(fontsize="small")
+    score.set(xlabel="epoch", ylabel=f"validation {metric.replace('_', ' ')}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def predictions_figure(title, target_type, target, predictions):
+    """Predictions of the model and its linear baseline against the truth, on subjects neither saw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 4))
+    for ax, column, name in zip(axes, ("prediction", "baseline_prediction"), ("model", "linear baseline")):
+        if target_type == "continuous":
+            ax.scatter(predictions["true"], predictions[column], s=12)
+            low, high = float(np.nanmin(predictions[["true", column]])), float(np.nanmax(predictions[["true", column]]))
+            ax.plot([low, high], [low, high], color="grey", lw=1)
+            ax.set(xlabel=f"true {target}", ylabel="predicted", title=name)
+            continue
+        levels = sorted(set(predictions["true"]) | set(predictions[column]))
+        counts = predictions.groupby(["true", column]).size().unstack(fill_value=0).reindex(index=levels, columns=levels, fill_value=0)
+        ax.imshow(counts.to_numpy(), cmap="Blues")
+        for (i, j), n in np.ndenumerate(counts.to_numpy()):
+            ax.text(j, i, str(n), ha="center", va="center")
+        ax.set(xticks=range(len(levels)), xticklabels=levels, yticks=range(len(levels)), yticklabels=levels,
+               xlabel="predicted", ylabel="true", title=name)  # fmt: skip
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
