@@ -41,6 +41,8 @@ localrules:
     image_inputs,
     connectivity_index,
     mind_index,
+    domain_effects,
+    training_cost,
     dashboard,
     bundles,
 

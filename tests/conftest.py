@@ -14,13 +14,19 @@ from legibility.config import validated  # noqa: F401  (tests import it from her
 # the allocator settings of the workflow's jobs (legibility.jobs.MALLOC) for the test workers
 # too, which pytest-xdist starts after this file is read: the same results, less time in the kernel
 jobs.keep_freed_memory(os.environ)
+# Two workers share the cores, each with workflows and torch threads of its own: OpenMP threads
+# waiting for work sleep instead of spinning, which took the cores from the other worker's
+# jobs (deepbet on 2 threads beside another such job: 4.7 CPU-s a head spinning, 2.1 asleep).
+# How threads wait changes no result.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 # Files whose workflow runs take minutes go first. With two workers (pyproject's addopts) each
-# starts with two files: the first takes the demo's run and a quick file, the second the cluster
-# and kill tests and the bad-input study, and whichever is free takes the next.
-FIRST = ["test_workflow.py", "test_reruns.py", "test_install.py", "test_bad_inputs.py", "test_own_data.py", "test_connectomes.py"]
+# starts with two files: the first takes the scaled-down demo's run and the bad-input study, the
+# second the cluster and kill tests (much of it waiting on the cluster) and a quick file, and
+# whichever is free takes the next.
+FIRST = ["test_workflow.py", "test_reruns.py", "test_bad_inputs.py", "test_install.py", "test_own_data.py", "test_connectomes.py"]
 
 
 def pytest_addoption(parser):
@@ -30,13 +36,6 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's order kept
-
-
-def pytest_runtest_setup(item):
-    # The demo's run is the suite's longest chain: a worker busy with any other file (and the
-    # workflows it starts) yields the cores to it, so the demo never waits behind work that can.
-    if item.path.name != FIRST[0] and os.getpriority(os.PRIO_PROCESS, 0) < 10:
-        os.nice(10 - os.getpriority(os.PRIO_PROCESS, 0))
 
 
 def run_snakemake(workdir, *args, configfile=None, check=True, cores="2"):

@@ -99,7 +99,7 @@ def study(tmp_path_factory):
         "phenotypes": {"path": str(workdir / "participants.tsv"), "variables": {"sex": {"type": "binary", "block": "constitutional", "levels": ["F", "M"]}}},
         "shards": 2,
         "registration": {"levels_mm": [8]},  # quick: these tests are not about its accuracy
-        "skullstrip": {"input_size": 160},  # quick (Dice 0.965 with true brains): not about the masks' accuracy
+        "skullstrip": {"input_size": 160, "threads": 1},  # quick (Dice 0.965 with true brains): not about the masks' accuracy
         "preprocess": {"resolutions": [64]},
         "augment": {"copies": 1},
         "split": {"scheme": "holdout"},

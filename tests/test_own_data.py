@@ -26,7 +26,7 @@ WORKFLOW = ("Snakefile", "workflow", "config", "profiles", "scripts", "src", "en
 # small and quick: what matters here is whose settings the run uses, not what it learns
 QUICK = {
     "shards": 1,
-    "skullstrip": {"input_size": 160},  # quick (Dice 0.965 with true brains)
+    "skullstrip": {"input_size": 160, "threads": 1},  # quick (Dice 0.965 with true brains)
     "preprocess": {"resolutions": [64]},
     "augment": {"copies": 1},
     "training": {"epochs": 2, "patience": 2, "threads": 1, "without_images": {"threads": 1}},
