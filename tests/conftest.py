@@ -23,10 +23,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 # Files whose workflow runs take minutes go first. With two workers (pyproject's addopts) each
-# starts with two files: the first takes the scaled-down demo's run and the bad-input study, the
-# second the cluster and kill tests (much of it waiting on the cluster) and a quick file, and
-# whichever is free takes the next.
-FIRST = ["test_workflow.py", "test_reruns.py", "test_bad_inputs.py", "test_install.py", "test_own_data.py", "test_connectomes.py"]
+# starts with two files: the first takes the scaled-down demo's run and a quick file, the second
+# the cluster and kill tests and the bad-input study, and whichever is free takes the next.
+FIRST = ["test_workflow.py", "test_reruns.py", "test_install.py", "test_bad_inputs.py", "test_own_data.py", "test_connectomes.py"]
 
 
 def pytest_addoption(parser):
@@ -36,6 +35,14 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's order kept
+
+
+def pytest_runtest_setup(item):
+    # A worker busy with any other file (and the workflows it starts) yields the cores to the
+    # scaled-down demo's run, which most of its file's tests wait on (the cluster tests beside
+    # it mostly wait on their cluster)
+    if item.path.name != FIRST[0] and os.getpriority(os.PRIO_PROCESS, 0) < 10:
+        os.nice(10 - os.getpriority(os.PRIO_PROCESS, 0))
 
 
 def run_snakemake(workdir, *args, configfile=None, check=True, cores="2"):
