@@ -29,8 +29,12 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/provenance.smk"
 
 
-# tables of tables take a second: on a cluster they run where Snakemake runs, not in the queue
+# tables of tables and atlases take a second: on a cluster they run where Snakemake runs, not in
+# the queue
 localrules:
+    atlas,
+    baseline_atlas,
+    mind_atlas,
     effective_config,
     derivative_description,
     target_split,

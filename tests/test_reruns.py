@@ -101,14 +101,14 @@ def cluster(tmp_path_factory):
 
 
 def small_demo(workdir):
-    """The demo, smaller: 12 subjects in 1 shard, structural images only, 64³ only, three
+    """The demo, smaller: 12 subjects in 1 shard, T1 and FLAIR images only, 64³ only, three
     models: two image models, which ask for a GPU, and a metadata model, which does not. The two
     image models read the same inputs (one target's split, the same images), so they are ready at
     the same moment: only a limit on GPUs could keep them from training side by side. Jobs ask
     for what the test node has (2 GB for a training job)."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["demo"]["n_subjects"] = 12
-    for series in ("bold", "confounds"):  # no connectivity: four jobs fewer
+    for series in ("dwi", "bold", "confounds"):  # no connectivity (four jobs fewer), no DWI to register
         config["inputs"]["templates"].pop(series)
     config["demo"]["unstripped"] = 1
     config["shards"] = 1  # on SLURM, every job is a submission: the fewer the quicker

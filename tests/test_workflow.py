@@ -27,8 +27,9 @@ pytestmark = pytest.mark.workflow
 
 def suite_demo() -> dict:
     """The demo's configuration (config/config.yaml) on 32 subjects, two with scalp, at 64³ only,
-    one augmented copy, narrower networks trained for 3 epochs (the SFCN for 2): the same stages,
-    shards, input sets, targets and comparators."""
+    one augmented copy, narrower networks trained for 3 epochs (the SFCN for 2), 20 shuffles per
+    pair of targets for the mutual information's chance level: the same stages, shards, input
+    sets, targets and comparators."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["demo"].update(n_subjects=32, unstripped=2)
     config["preprocess"] = {"resolutions": [64]}
@@ -38,6 +39,7 @@ def suite_demo() -> dict:
     sfcn = next(e for e in config["grid"] if e.get("model", {}).get("kind") == "sfcn")
     sfcn["model"]["sfcn_channels"] = [4, 4, 8, 8, 8, 8]
     sfcn["training"]["epochs"] = 2
+    config.setdefault("analysis", {})["mi_permutations"] = 20
     return config
 
 

@@ -124,17 +124,24 @@ def mutual_information(values: pd.DataFrame, types: dict, splits: pd.DataFrame, 
     roles = {(t, f): set(fold_roles(splits[splits["target"] == t], f, n_folds).query("split == 'train'")["subject"]) for t in targets for f in folds}
     mi, null, p = (pd.DataFrame(np.nan, index=targets, columns=targets) for _ in range(3))
 
-    def estimate(a, b, fold, draw=None):
-        """MI of a and b, the mean of both directions, each on the training subjects of the
-        one predicted (shuffled by `draw`, for the chance level), or None with too few."""
-        one_way = []
+    def directions(a, b, fold):
+        """Both directions' (x, y, name of y) on the training subjects of the one predicted, or
+        None with too few."""
+        pairs = []
         for x, y in ((a, b), (b, a)):
             pair = values.loc[values.index.intersection(sorted(roles[y, fold])), [x, y]].dropna()
             if len(pair) < neighbors + 2:
                 return None
-            truth = pair[y].to_numpy() if draw is None else draw.permutation(pair[y].to_numpy())
+            pairs.append((x, y, pair[[x]].to_numpy(), pair[y].to_numpy()))
+        return pairs
+
+    def estimate(pairs, fold, draw=None):
+        """MI of a pair, the mean of both directions (y shuffled by `draw`, for the chance level)."""
+        one_way = []
+        for x, y, features, truth in pairs:
+            truth = truth if draw is None else draw.permutation(truth)
             estimator = mutual_info_regression if types[y] == "continuous" else mutual_info_classif
-            one_way.append(estimator(pair[[x]].to_numpy(), truth, discrete_features=[types[x] != "continuous"], n_neighbors=neighbors,
+            one_way.append(estimator(features, truth, discrete_features=[types[x] != "continuous"], n_neighbors=neighbors,
                                      random_state=derive_seed(seed, "mutual information", x, y, fold) % 2**32)[0])  # fmt: skip
         return np.mean(one_way)
 
@@ -143,12 +150,12 @@ def mutual_information(values: pd.DataFrame, types: dict, splits: pd.DataFrame, 
         for b in targets[i + 1 :]:
             observed, shuffled = [], []
             for fold in folds:
-                found = estimate(a, b, fold)
-                if found is None:
+                pairs = directions(a, b, fold)
+                if pairs is None:
                     continue
-                observed.append(found)
+                observed.append(estimate(pairs, fold))
                 draw = np.random.default_rng(derive_seed(seed, "mutual information null", a, b, fold))
-                shuffled.append([estimate(a, b, fold, draw) for _ in range(permutations)])
+                shuffled.append([estimate(pairs, fold, draw) for _ in range(permutations)])
             if observed:
                 mi.loc[a, b] = mi.loc[b, a] = np.mean(observed)
             if observed and permutations:

@@ -29,7 +29,6 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from . import atlas, template
 from .io import atomic_path, save_nifti, write_tsv
@@ -188,6 +187,8 @@ def _world(shape, affine):
 
 
 def _sample(volume, template_world, mni_affine, order=1, cval=0.0):
+    from scipy import ndimage
+
     inverse = np.linalg.inv(mni_affine)
     flat = template_world.reshape(3, -1)
     coords = inverse[:3, :3].astype(np.float32) @ flat + inverse[:3, 3:].astype(np.float32)
@@ -345,6 +346,8 @@ TISSUE_THRESHOLD = 0.9  # template probability inside the white-matter and CSF m
 def _motion_maps(seed, shape, brain):
     """(brain voxels x 6): per motion parameter, a spatially smooth map of the BOLD change per mm
     of that motion (a global part and a smooth field), the same for every subject."""
+    from scipy import ndimage
+
     draw = rng(seed, "demo", "motion_artefact")
     maps = []
     for _ in MOTION:
@@ -395,6 +398,8 @@ def _ar1(draw, count, phi=0.7):
 
 
 def _prepared_template():
+    from scipy import ndimage
+
     mni = dict(template.mni152(2))
     outside = ndimage.distance_transform_edt(~mni["brain"]) * 2.0
     mni["outside_mm"] = outside.astype(np.float32)
