@@ -196,6 +196,7 @@ def killed_run(tmp_path_factory):
     small_demo(workdir)
     kill_when(workdir, "logs/preprocess/shard-*.log", "preprocessed sub-")  # mid-resampling
     assert_no_partial_file(workdir)
+    run_snakemake(workdir, "--unlock")  # a killed Snakemake leaves its lock, as after a power loss
     kill_when(workdir, "logs/train/sex__t1__64/holdout.log", "epoch 1/")  # mid-training (the rerun resumes)
     assert_no_partial_file(workdir)
     assert not (workdir / "results" / "models" / "sex__t1__64" / "holdout" / "metrics.json").exists()
@@ -236,7 +237,6 @@ def submitted_before_either_finished(log: str, models: set) -> bool:
 
 def kill_when(workdir, log_glob, text, timeout=600):
     """Start the workflow, SIGKILL it and every job once a log matching `log_glob` shows `text`."""
-    run_snakemake(workdir, "--unlock")  # a killed Snakemake leaves its lock, as after a power loss
     command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + timeout

@@ -28,14 +28,20 @@ pytestmark = pytest.mark.workflow
 def suite_demo() -> dict:
     """The demo's configuration (config/config.yaml) on 32 subjects, two with scalp, at 64³ only,
     one augmented copy, narrower networks trained for 3 epochs (the SFCN for 2), 20 shuffles per
-    pair of targets for the mutual information's chance level: the same stages, shards, input
-    sets, targets and comparators."""
+    pair of targets for the mutual information's chance level, and 18 of its grid's 22 models:
+    the same stages, shards, input sets (MIND for age only, serology and disease alone for sex and
+    as the negative control's comparator), targets and comparators."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["demo"].update(n_subjects=32, unstripped=2)
     config["preprocess"] = {"resolutions": [64]}
     config["augment"]["copies"] = 1
     config["training"]["epochs"] = 3
     config["model"]["channels"] = [4, 4, 8, 16, 16]
+    sex_and_age, control = config["grid"][:2]
+    assert sex_and_age["targets"] == ["sex", "age"] and control["targets"] == ["negative_control"]
+    sex_and_age["input_sets"] = [s for s in sex_and_age["input_sets"] if s not in (["mind"], ["serology", "disease"])]
+    control["input_sets"] = [s for s in control["input_sets"] if s not in (["connectivity"], ["mind"])]
+    config["grid"] += [{"targets": ["sex"], "input_sets": [["serology", "disease"]]}, {"targets": ["age"], "input_sets": [["mind"]]}]
     sfcn = next(e for e in config["grid"] if e.get("model", {}).get("kind") == "sfcn")
     sfcn["model"]["sfcn_channels"] = [4, 4, 8, 8, 8, 8]
     sfcn["training"]["epochs"] = 2
