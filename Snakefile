@@ -35,6 +35,7 @@ localrules:
     atlas,
     baseline_atlas,
     mind_atlas,
+    qc_table,
     effective_config,
     derivative_description,
     target_split,

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, planned_jobs, run_snakemake
+from test_reruns import ANALYSES
 from legibility import demo, qc
 from legibility.io import read_tsv
 
@@ -111,9 +112,7 @@ def study(tmp_path_factory):
     }  # fmt: skip
     (workdir / "study.yaml").write_text(yaml.safe_dump(config))
     shutil.copytree(ROOT / "config", workdir / "config")
-    # the analyses of the grid aside: they read its tables, whatever the input was (the other
-    # workflow tests run them)
-    snakemake(workdir, "--omit-from", "domain_effects", "target_network", "training_cost", "mean_images", "dashboard")
+    snakemake(workdir, "--omit-from", *ANALYSES)  # they read the grid's tables, whatever the input was
     return workdir
 
 

@@ -159,13 +159,14 @@ def test_make_cohort_writes_truth_and_participants(tmp_path):
         "grid": [{"targets": ["age"], "input_sets": [["t1"]]}],
     })  # fmt: skip
     the_plan = demo.plan(12, 5, 1)
-    paths = {s: {"t1": tmp_path / f"sub-{s}_T1w.nii.gz"} for s in the_plan["subjects"]}
+    written = {the_plan["unstripped"][0]["subject"], *the_plan["subjects"][:2]}  # three T1s (what a subject is given, it gets)
+    paths = {s: {"t1": tmp_path / f"sub-{s}_T1w.nii.gz"} if s in written else {} for s in the_plan["subjects"]}
     demo.make_cohort(config, paths, tmp_path / "participants.tsv", tmp_path / "truth.json")
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert truth["subjects"] == the_plan["subjects"] and truth["unstripped"] == the_plan["unstripped"]
     assert truth["negative_control"] == "negative_control"
     assert "older subjects move more" in truth["effects"]["motion"]
-    assert all(p["t1"].exists() for p in paths.values())
+    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == sorted(f"sub-{s}_T1w.nii.gz" for s in written)
     assert (tmp_path / "participants.tsv").read_text().startswith("participant_id\tsex\tage")
 
 

@@ -1,6 +1,6 @@
 """The real Snakemake workflow, end to end, on the demo scaled down (`suite_demo`): every stage,
-input type and grid entry of `make demo`, on fewer subjects with narrow networks trained for a
-few epochs, so that the suite stays quick. It checks what every run must show (files, QC,
+input type, input set, target and comparator of `make demo` (18 of its 22 models), on fewer
+subjects with narrow networks trained for a few epochs, so that the suite stays quick. It checks what every run must show (files, QC,
 registration, splits, reruns, bundles, predict mode, report, dashboard). What the full demo
 finds, the README's claims, needs its 96 subjects: tests/test_demo_claims.py checks it on a
 finished `make demo` (`make demo-check`, which CI runs after the suite).
