@@ -60,7 +60,8 @@ def run_snakemake(workdir, *args, configfile=None, check=True, cores="2"):
 def planned_jobs(workdir, configfile=None) -> dict:
     """What a dry run would do: {rule: set of its jobs' wildcard values}. Snakemake's API in this
     process, which has Snakemake loaded already (a dry run from the command line spends most of
-    its 3.5 s loading it); the jobs come from its log records, as a logger plugin reads them."""
+    its 3.5 s loading it); the jobs come from its log records, as a logger plugin reads them. The
+    workflow profile (profiles/default) is not read: none of its settings changes a plan here."""
     import logging
 
     from snakemake.api import SnakemakeApi

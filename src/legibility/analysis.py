@@ -125,8 +125,8 @@ def mutual_information(values: pd.DataFrame, types: dict, splits: pd.DataFrame, 
     mi, null, p = (pd.DataFrame(np.nan, index=targets, columns=targets) for _ in range(3))
 
     def directions(a, b, fold):
-        """Both directions' (x, y, name of y) on the training subjects of the one predicted, or
-        None with too few."""
+        """Both directions as (x, y, x's values, y's values), each on the training subjects of
+        the one predicted (y), or None with too few: selected once for all of a pair's shuffles."""
         pairs = []
         for x, y in ((a, b), (b, a)):
             pair = values.loc[values.index.intersection(sorted(roles[y, fold])), [x, y]].dropna()
